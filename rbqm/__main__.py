@@ -1,0 +1,5 @@
+"""``python -m rbqm`` runs the command line."""
+
+from rbqm.cli import main
+
+main()

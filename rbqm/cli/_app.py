@@ -1,0 +1,40 @@
+"""The Typer app every command registers on, and the shared error handling."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import typer
+
+from rbqm.errors import RbqmError
+
+app = typer.Typer(
+    name="rbqm",
+    help="Risk-based quality management analytics for clinical trials.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Risk-based quality management analytics for clinical trials."""
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn an ``RbqmError`` into a one-line message on stderr and exit status 2."""
+    try:
+        yield
+    except RbqmError as exc:
+        typer.secho(f"Error: {exc}", err=True, fg="red")
+        raise typer.Exit(2) from exc
+
+
+def echo_table(rows: list[tuple[str, object]], echo: Callable[[str], None] = typer.echo) -> None:
+    """Print label/value pairs as an aligned two-column table."""
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        echo(f"{label:<{width}}  {value}")
