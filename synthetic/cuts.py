@@ -26,6 +26,7 @@ class TrialRecords:
     study_id: str
     start: date
     sites: pl.DataFrame
+    """One row per site: the ``sites`` columns plus the site's behaviour parameters (lower case)."""
     subjects: pl.DataFrame
     visits: pl.DataFrame
     pages: pl.DataFrame

@@ -66,7 +66,7 @@ def build_trial(cfg: SynthConfig) -> TrialRecords:
 
     return TrialRecords(
         study_id=cfg.study_id, start=cfg.start,
-        sites=sites.select("SITEID", "COUNTRY", "REGION", "INVNAM", "activation_day", "PLANNEDENR"),
+        sites=sites,
         subjects=subjects, visits=entered(visits.rename({"day": "SVSTDTC"}), "VISIT"),
         pages=pages.drop("key", "form_idx"), datapoints=datapoints,
         queries=make_queries(visit_queries, ae, subjects, sites, inj, rng),

@@ -156,18 +156,17 @@ def make_vitals(subjects: pl.DataFrame, visits: pl.DataFrame, sites: pl.DataFram
              + np.array([v.get("asia_shift", 0.0) for v in vitals]) * asia[:, None])
     b = _normals(rng, "vs.subject", source_key, k, chol) * between
 
-    # AR(1) over the visit sequence: built from each visit's innovation and the ones before it
+    # AR(1) over the visit sequence, on a dense subject x visit grid, then the visits that took place
     n_visits = len(catalogue()["visits"])
-    ar = np.zeros((len(sid), k))
-    weight_total = np.zeros((len(sid), k))
-    for earlier in range(1, n_visits + 1):
-        lag = vnum - earlier
-        use = lag >= 0
-        wgt = np.where(use[:, None], rho ** np.maximum(lag, 0)[:, None], 0.0)
-        z = _normals(rng, "vs.visit", _visit_keys(source_key, np.full(len(sid), earlier)), k, chol)
-        ar += wgt * z
-        weight_total += wgt**2
-    w = ar / np.sqrt(weight_total) * within
+    subject_source = np.where(subjects["fabricated"].to_numpy(),
+                              subjects["key"].to_numpy()[subjects["donor_sid"].fill_null(0).to_numpy()],
+                              subjects["key"].to_numpy())
+    grid_keys = _visit_keys(subject_source[:, None], np.arange(1, n_visits + 1)[None, :])
+    z = rng.normal("vs.visit", grid_keys[:, :, None], np.arange(k)[None, None, :]) @ chol.T
+    for visit in range(1, n_visits):
+        z[:, visit] = rho * z[:, visit - 1] + np.sqrt(1 - rho**2) * z[:, visit]
+    w = z[sid, vnum - 1] * within
+    del z
     own = _normals(rng, "vs.fabricated", _visit_keys(own_key, vnum), k, np.eye(k))
     w = np.where(fabricated[:, None], _FABRICATED_WITHIN * w + _FABRICATED_NOISE * within * own, w)
     value = level + b + w

@@ -16,7 +16,9 @@ from scipy import special, stats
 
 __all__ = ["KeyedRandom"]
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+# distinct odd multipliers, one per key component (multiplying by an odd number is a bijection mod 2**64)
+_SPREAD = tuple(np.uint64(c) for c in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
+                                       0xD6E8FEB86659FD93))
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 
@@ -57,9 +59,11 @@ class KeyedRandom:
         """64 random bits per key (keys broadcast against each other)."""
         arrays = np.broadcast_arrays(*(np.asarray(k, dtype=np.int64) for k in keys))
         h = np.full(arrays[0].shape, self._stream(stream), dtype=np.uint64)
+        if len(arrays) > len(_SPREAD):
+            raise ValueError(f"at most {len(_SPREAD)} key components, got {len(arrays)}")
         with np.errstate(over="ignore"):
-            for key in arrays:
-                h = _mix(h ^ _mix(key.astype(np.uint64) + _GOLDEN))
+            for key, spread in zip(arrays, _SPREAD):
+                h = _mix(h ^ (key.astype(np.uint64) * spread))
         return h
 
     def uniform(self, stream: str, *keys: np.ndarray | int) -> np.ndarray:

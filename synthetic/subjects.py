@@ -155,18 +155,14 @@ def make_subjects(cfg: SynthConfig, sites: pl.DataFrame, inj: Injection, rng: Ke
 
 
 def _choose_donors(subjects: pl.DataFrame, rng: KeyedRandom) -> pl.DataFrame:
-    """Give each fabricated subject a real subject of the same site to copy from."""
-    real = subjects.filter(pl.col("enrolled") & ~pl.col("fabricated")).select("site_idx", "sid").sort("site_idx", "sid")
-    counts = real.group_by("site_idx").agg(n=pl.len(), first=pl.col("sid").min().alias("first"))
-    pos = real.with_row_index("pos").group_by("site_idx").agg(offset=pl.col("pos").min())
-    fab = subjects.filter("fabricated").select("sid", "key", "site_idx").join(counts, on="site_idx", how="left") \
-        .join(pos, on="site_idx", how="left")
-    u = rng.uniform("anomaly.donor", fab["key"].to_numpy())
-    n = fab["n"].fill_null(0).to_numpy()
-    donor_pos = fab["offset"].fill_null(0).to_numpy() + np.floor(u * np.maximum(n, 1)).astype(np.int64)
-    real_sid = real["sid"].to_numpy()
-    donors = pl.DataFrame({"sid": fab["sid"], "donor_sid": np.where(n > 0, real_sid[np.minimum(donor_pos, len(real_sid) - 1)] if len(real_sid) else -1, -1)})
-    return subjects.join(donors, on="sid", how="left").sort("sid").with_columns(
-        fabricated=pl.col("fabricated") & pl.col("donor_sid").fill_null(-1).ge(0),
-        donor_sid=pl.col("donor_sid").replace(-1, None),
-    )
+    """Give each fabricated subject a real subject of the same site to copy from (none: not fabricated)."""
+    real = subjects.filter(pl.col("enrolled") & ~pl.col("fabricated"))  # in sid order, so grouped by site
+    real_site, real_sid = real["site_idx"].to_numpy(), real["sid"].to_numpy()
+    site = subjects["site_idx"].to_numpy()
+    first = np.searchsorted(real_site, site, side="left")
+    count = np.searchsorted(real_site, site, side="right") - first
+    pick = first + np.floor(rng.uniform("anomaly.donor", subjects["key"].to_numpy()) * count).astype(np.int64)
+    has_donor = subjects["fabricated"].to_numpy() & (count > 0)
+    donor = np.where(has_donor, real_sid[np.minimum(pick, max(len(real_sid) - 1, 0))] if len(real_sid) else -1, -1)
+    return subjects.with_columns(
+        fabricated=pl.Series(has_donor), donor_sid=pl.Series(donor).replace(-1, None))

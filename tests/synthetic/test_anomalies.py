@@ -13,7 +13,7 @@ import pytest
 from synthetic import tables_at
 from synthetic.anomalies import ANOMALY_TYPES
 from tests.conftest import ALL_ANOMALIES, PAIR
-from synthetic.design import SynthConfig
+from synthetic.design import SynthConfig, catalogue
 
 CFG = SynthConfig(**PAIR)
 SITE = {a.type: a.sites[0] for a in ALL_ANOMALIES}
@@ -83,16 +83,21 @@ def test_sae_under_reporting(injected_records, clean_records):
 
 
 def test_excess_important_deviations(injected_records, clean_records):
+    """The extra important deviations match the model: Poisson((m - 1) x the site's rate x days at risk)."""
     kind = "excess_important_deviations"
+    site = injected_records.sites.filter(pl.col("SITEID") == SITE[kind])
+    rate = catalogue()["deviations"]["rates"]["important"] * site["dv_mult"].item()
+    subjects = _site(clean_records, kind).filter("enrolled")
+    horizon_end = pl.min_horizontal(pl.col("study_end_day"), pl.col("rand_day") + 399)
+    at_risk = subjects.select((horizon_end - pl.max_horizontal("rand_day", pl.lit(START[kind])) + 1).clip(0).sum()).item()
+    expected = (MAG[kind] - 1) * rate * at_risk
 
     def important(records):
         sids = _site(records, kind)["sid"]
-        return records.dv.filter(pl.col("sid").is_in(sids.implode()) & (pl.col("DVSTDTC") >= START[kind])
-                                 & (pl.col("DVIMPFL") == "Y") & (pl.col("DVCAT") != "ELIGIBILITY")).height
-    base = important(clean_records)
-    assert base >= 10
-    ratio = important(injected_records) / base
-    assert ratio == pytest.approx(MAG[kind], rel=0.35)
+        return records.dv.filter(pl.col("sid").is_in(sids.implode()) & (pl.col("DVIMPFL") == "Y")).height
+    extra = important(injected_records) - important(clean_records)
+    assert expected > 10
+    assert abs(extra - expected) <= 3 * np.sqrt(expected)
 
 
 def test_late_data_entry(injected_records, clean_records):
