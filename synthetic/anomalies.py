@@ -94,8 +94,8 @@ def load_anomalies(choice: str | Path) -> tuple[AnomalySpec, ...]:
     --------
     >>> len(load_anomalies("none"))
     0
-    >>> sorted({a.type for a in load_anomalies("default")}) == sorted(ANOMALY_TYPES)
-    True
+    >>> sorted({a.type for a in load_anomalies("default")})[:2]
+    ['ae_under_reporting', 'digit_preference']
     """
     if str(choice) == "none":
         return ()

@@ -77,7 +77,8 @@ def make_datapoints(pages: pl.DataFrame, sites: pl.DataFrame, inj: Injection,
     Queries: sid, FORM, FIELD, VISITNUM, QRYOPENDTC, QRYANSDTC, QRYCLOSEDTC, QRYSOURCE.
     """
     edc = catalogue()["edc"]
-    dp = pages.join(form_fields().select("FORM", "FIELD", "field_idx", "query_p"), on="FORM")
+    fields = form_fields().select("form_idx", "FIELD", pl.col("field_idx").cast(pl.Int8), pl.col("query_p").cast(pl.Float32))
+    dp = pages.select("sid", "site_idx", "FORM", "form_idx", "VISITNUM", "key", "entry").join(fields, on="form_idx")
     dkey = ((dp["key"].to_numpy() * 32 + dp["VISITNUM"].to_numpy().astype(np.int64)) * 8
             + dp["form_idx"].to_numpy()) * 32 + dp["field_idx"].to_numpy()
     site = dp["site_idx"].to_numpy()

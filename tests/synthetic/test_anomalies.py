@@ -219,3 +219,12 @@ def test_excess_eligibility_violations(injected_records, clean_records):
     # and the violations reach the tables: IE records and important ELIGIBILITY deviations
     ie = injected_records.ie.filter(pl.col("sid").is_in(s["sid"].implode()))["sid"].n_unique()
     assert ie == s["elig_violation"].sum()
+
+
+def test_example_file_covers_every_type():
+    from pathlib import Path
+
+    from synthetic import load_anomalies
+
+    specs = load_anomalies(Path(__file__).resolve().parents[2] / "examples" / "anomalies-all-types.yaml")
+    assert sorted(a.type for a in specs) == sorted(ANOMALY_TYPES)
