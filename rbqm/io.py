@@ -40,40 +40,37 @@ def conform(frame: pl.DataFrame, name: str, *, source: str) -> pl.DataFrame:
     schema = polars_schema(name)
     known = [c for c in schema if c in frame.columns]
     extras = [c for c in frame.columns if c not in schema]
-    casts = []
+    out = frame.with_columns(_cast(col, frame.schema[col], schema[col]).alias(col) for col in known)
     for col in known:
-        dtype = schema[col]
-        expr = pl.col(col)
-        if dtype == pl.String:
-            expr = expr.cast(pl.String).str.strip_chars()
-            expr = pl.when(expr == "").then(None).otherwise(expr)
-        elif frame.schema[col] == pl.String:
-            text = pl.col(col).str.strip_chars()
-            expr = pl.when(text == "").then(None).otherwise(text).cast(pl.Float64, strict=False)
-        casts.append(expr.alias(col))
-    out = frame.with_columns(casts)
-    for col in known:
-        dtype = schema[col]
-        if dtype == pl.String:
-            continue
-        bad = out.with_row_index("_row").filter(
-            frame[col].is_not_null() & (frame[col].cast(pl.String).str.strip_chars() != "") & out[col].is_null()
-        )
-        if bad.height:
-            row = bad["_row"][0]
+        given = pl.col(col).cast(pl.String).str.strip_chars()
+        bad = frame.select(
+            pl.arg_where(given.is_not_null() & (given != "") & out[col].is_null()).first()
+        ).item()
+        if bad is not None:
             raise SchemaError(
                 f"{source}: column {col} must be {table(name).column(col).type}, "
-                f"but row {row + 1} has {frame[col][row]!r}"
+                f"but row {bad + 1} has {frame[col][bad]!r}"
             )
-        if dtype == pl.Int64:
-            non_integer = out.with_row_index("_row").filter(pl.col(col).cast(pl.Float64) % 1 != 0)
-            if non_integer.height:
-                row = non_integer["_row"][0]
-                raise SchemaError(
-                    f"{source}: column {col} must be integer, but row {row + 1} has {out[col][row]!r}"
-                )
-        out = out.with_columns(pl.col(col).cast(dtype))
     return out.select(known + extras)
+
+
+_INT64_LIMIT = 2.0**63
+
+
+def _cast(col: str, given: pl.DataType, wanted: pl.DataType) -> pl.Expr:
+    """``col`` cast to ``wanted``; values that cannot be cast become null (``conform`` reports them)."""
+    expr = pl.col(col)
+    if wanted == pl.String:
+        text = expr.cast(pl.String).str.strip_chars()
+        return pl.when(text != "").then(text)
+    number = expr.str.strip_chars().cast(pl.Float64, strict=False) if given == pl.String else expr.cast(pl.Float64)
+    if wanted == pl.Float64:
+        return number
+    # integers: exact from text where possible; from floats (XPT, "30.0") only when whole and in range
+    whole = pl.when((number % 1 == 0) & (number.abs() < _INT64_LIMIT)).then(number).cast(pl.Int64, strict=False)
+    exact = expr.str.strip_chars().cast(pl.Int64, strict=False) if given == pl.String else (
+        expr.cast(pl.Int64, strict=False) if given.is_integer() else None)
+    return whole if exact is None else pl.coalesce(exact, whole)
 
 
 def write_table(frame: pl.DataFrame | pl.LazyFrame, folder: Path, name: str, fmt: Format) -> Path:
@@ -93,12 +90,27 @@ def write_table(frame: pl.DataFrame | pl.LazyFrame, folder: Path, name: str, fmt
     if fmt == "csv":
         df.write_csv(path)
     elif fmt == "xpt":
+        df = _xpt_ready(df, path)
         version = 5 if all(len(c) <= _XPT_V5_NAME_LENGTH for c in df.columns) else 8
         pyreadstat.write_xport(df, str(path), table_name=name.upper()[:8] if version == 5 else name,
                                file_format_version=version)
     else:
         raise StudyFormatError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     return path
+
+
+_XPT_MAX = 7.2e75  # largest magnitude an XPT (IBM 370) double holds
+
+
+def _xpt_ready(df: pl.DataFrame, path: Path) -> pl.DataFrame:
+    """NaN as missing, and an error for floats XPT cannot store (instead of a silent infinity)."""
+    floats = [c for c, t in df.schema.items() if t.is_float()]
+    for col in floats:
+        too_big = df.select(pl.arg_where(pl.col(col).abs() > _XPT_MAX).first()).item()
+        if too_big is not None:
+            raise StudyFormatError(f"{path}: column {col} row {too_big + 1} holds {df[col][too_big]!r}, "
+                                   f"beyond what SAS XPORT can store (+-{_XPT_MAX:g}); use parquet or csv")
+    return df.with_columns(pl.col(floats).fill_nan(None))
 
 
 def read_table(path: Path) -> pl.DataFrame:

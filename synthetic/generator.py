@@ -83,8 +83,13 @@ def build_trial(cfg: SynthConfig) -> TrialRecords:
 def _write_folder(records: TrialRecords, cut_day: int, folder: Path, cfg: SynthConfig) -> dict[str, int]:
     rows = {}
     for name, frame in tables_at(records, cut_day).items():
-        path = write_table(frame, folder, name, cfg.fmt)
-        rows[name] = pl.scan_parquet(path).select(pl.len()).collect().item() if cfg.fmt == "parquet" else -1
+        if cfg.fmt == "parquet":  # streamed to disk, then counted
+            path = write_table(frame, folder, name, cfg.fmt)
+            rows[name] = pl.scan_parquet(path).select(pl.len()).collect().item()
+        else:
+            table = frame.collect()
+            write_table(table, folder, name, cfg.fmt)
+            rows[name] = table.height
     truth = records.truth.filter(pl.col("STARTDTC") <= cfg.to_date(cut_day).isoformat())
     truth.write_csv(folder / "truth.csv")
     return rows

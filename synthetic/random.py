@@ -19,6 +19,7 @@ __all__ = ["KeyedRandom"]
 # distinct odd multipliers, one per key component (multiplying by an odd number is a bijection mod 2**64)
 _SPREAD = tuple(np.uint64(c) for c in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
                                        0xD6E8FEB86659FD93))
+_BELOW_ONE = np.nextafter(1.0, 0.0)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 
@@ -68,7 +69,8 @@ class KeyedRandom:
 
     def uniform(self, stream: str, *keys: np.ndarray | int) -> np.ndarray:
         """Uniform draws on the open interval (0, 1)."""
-        return ((self.bits(stream, *keys) >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+        u = ((self.bits(stream, *keys) >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+        return np.minimum(u, _BELOW_ONE)  # (2**53 - 0.5) * 2**-53 rounds to 1.0
 
     def normal(self, stream: str, *keys: np.ndarray | int) -> np.ndarray:
         """Standard normal draws."""

@@ -35,6 +35,6 @@ def user_errors() -> Iterator[None]:
 
 def echo_table(rows: list[tuple[str, object]], echo: Callable[[str], None] = typer.echo) -> None:
     """Print label/value pairs as an aligned two-column table."""
-    width = max(len(label) for label, _ in rows)
+    width = max((len(label) for label, _ in rows), default=0)
     for label, value in rows:
         echo(f"{label:<{width}}  {value}")

@@ -28,7 +28,7 @@ def synth_command(
     overwrite: Annotated[bool, typer.Option(help="Replace OUT_DIR if it already holds files.")] = False,
 ) -> None:
     """Generate a synthetic trial (SDTM domains and EDC tables) plus truth.csv of injected anomalies."""
-    from rbqm.errors import RbqmError
+    from rbqm.errors import DefinitionError, RbqmError
     from synthetic import SynthConfig, generate_study, load_anomalies
 
     with user_errors():
@@ -39,8 +39,11 @@ def synth_command(
         cfg = SynthConfig(sites=sites, subjects=subjects, countries=countries, seed=seed, months=months,
                           cuts=cuts, start=start_date, study_id=study_id, anomalies=load_anomalies(anomalies),
                           fmt=fmt)
-        study = generate_study(cfg, out_dir, overwrite=overwrite)
+        try:
+            study = generate_study(cfg, out_dir, overwrite=overwrite)
+        except DefinitionError as exc:  # e.g. an unknown site in the anomaly file
+            raise DefinitionError(f"{anomalies}: {exc}") from exc
     typer.echo(f"Wrote study {cfg.study_id} to {study.folder} ({cfg.start} to {cfg.end}, {fmt}).")
-    echo_table([(name, f"{rows:,} rows") for name, rows in study.rows.items() if rows >= 0])
+    echo_table([(name, f"{rows:,} rows") for name, rows in study.rows.items()])
     typer.echo(f"Data cuts: {', '.join(p.name for p in study.cuts) or 'none'}.")
     typer.echo(f"Injected anomalies: {study.truth.height} (see {study.folder / 'truth.csv'}).")
