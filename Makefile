@@ -43,6 +43,7 @@ $(DEMO)/dm.parquet: | $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/python -m rbqm.schema > docs/data-format.md
+	$(BIN)/python -m rbqm.kri.docs > docs/kri-library.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,42 @@
+"""``rbqm analyze STUDY_DIR --out OUT_DIR``: KRIs per site and country, funnel bounds and site risk."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rbqm.cli._app import app, echo_table, user_errors
+
+
+@app.command("analyze")
+def analyze_command(
+    study_dir: Annotated[Path, typer.Argument(help="A study folder; its data cuts (cuts/YYYY-MM-DD) are analysed too.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for results, bounds and site_risk (Parquet and CSV).")],
+    as_of: Annotated[str | None, typer.Option(help="Analyse the study folder at this date only (ISO 8601).")] = None,
+    kri_dir: Annotated[Path | None, typer.Option(help="A folder of KRI definitions instead of the shipped library.")] = None,
+) -> None:
+    """Compute every KRI of the library for a study, per site and country, at every data cut."""
+    from rbqm.analysis import analyze_study, write_analysis
+    from rbqm.errors import RbqmError
+
+    with user_errors():
+        try:
+            cut = date.fromisoformat(as_of) if as_of else None
+        except ValueError as exc:
+            raise RbqmError(f"--as-of must be an ISO 8601 date such as 2025-06-30, got {as_of!r}") from exc
+        analysis = analyze_study(study_dir, as_of=cut, kri_dir=kri_dir)
+        write_analysis(analysis, out)
+    latest = analysis.results.filter(analysis.results["cut_date"] == analysis.cut_dates[-1])
+    site = latest.filter(latest["level"] == "site")
+    typer.echo(f"Analysed {analysis.study_id} at {len(analysis.cut_dates)} data cut(s), "
+               f"latest {analysis.cut_dates[-1]}; wrote {out}.")
+    echo_table([
+        ("KRIs", latest["kri_id"].n_unique()),
+        ("site results", site.height),
+        ("red site flags", int((site["flag"].abs() == 2).sum())),
+        ("amber site flags", int((site["flag"].abs() == 1).sum())),
+        ("not computable", int(site["note"].str.starts_with("not computable").sum())),
+    ])

@@ -1,0 +1,157 @@
+"""Compute every KRI of a library on a study's analysis tables, per site and per country.
+
+For each definition and level: count the numerator and denominator per group (every
+site of the study, or every country), score them with the definition's method, flag
+the scores, and note why a group has no score. Then the site risk score (reference
+section 2) combines each site's flags with the definitions' weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+import polars as pl
+
+from rbqm import stats
+from rbqm.kri.definition import Count, KriDefinition
+
+__all__ = ["KriResults", "compute_kris", "site_risk", "RESULT_COLUMNS", "SCORERS", "P_VALUE_METHODS"]
+
+LEVEL_KEY = {"site": "SITEID", "country": "COUNTRY"}
+
+# definition method -> (scoring function, funnel-bounds function or None)
+SCORERS: dict[str, tuple[Callable[[pl.DataFrame], pl.DataFrame], Callable[..., pl.DataFrame] | None]] = {
+    "normal_approx_rate": (lambda df: stats.normal_approx(df, kind="rate"),
+                           lambda df, t: stats.normal_approx_bounds(df, kind="rate", thresholds=t)),
+    "normal_approx_binary": (lambda df: stats.normal_approx(df, kind="binary"),
+                             lambda df, t: stats.normal_approx_bounds(df, kind="binary", thresholds=t)),
+    "poisson": (lambda df: stats.poisson(df, offset=True), lambda df, t: stats.poisson_bounds(df, thresholds=t)),
+    "poisson_free_slope": (lambda df: stats.poisson(df, offset=False),
+                           lambda df, t: stats.poisson_bounds(df, offset=False, thresholds=t)),
+    "fisher": (stats.fisher, None),
+    "identity": (lambda df: stats.identity(df, on="metric"), None),
+    "identity_count": (lambda df: stats.identity(df, on="numerator"), None),
+}
+
+P_VALUE_METHODS = {"fisher"}
+
+RESULT_COLUMNS = {
+    "study_id": pl.String, "cut_date": pl.Date, "level": pl.String, "group_id": pl.String, "kri_id": pl.String,
+    "numerator": pl.Float64, "denominator": pl.Float64, "metric": pl.Float64, "score": pl.Float64,
+    "flag": pl.Int8, "method": pl.String, "note": pl.String,
+}
+
+
+@dataclass(frozen=True)
+class KriResults:
+    """The outputs of ``compute_kris`` (see docs/kri-library.md for every column)."""
+
+    results: pl.DataFrame
+    bounds: pl.DataFrame
+    site_risk: pl.DataFrame
+
+
+def _count(analysis: dict[str, pl.LazyFrame], count: Count, key: str, name: str) -> pl.LazyFrame:
+    rows = analysis[count.table].filter(count.filter_expr())
+    return rows.group_by(key).agg(count.agg_expr().cast(pl.Float64).alias(name))
+
+
+def _groups(analysis: dict[str, pl.LazyFrame], level: str) -> pl.LazyFrame:
+    key = LEVEL_KEY[level]
+    return analysis["sites"].select(pl.col(key).alias("group_id")).unique().drop_nulls()
+
+
+def _one(analysis: dict[str, pl.LazyFrame], d: KriDefinition, level: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    key = LEVEL_KEY[level]
+    groups = _groups(analysis, level)
+    missing = sorted(t for t in d.needs if t not in analysis and not (t == "dm" and "subjects" in analysis))
+    if missing:
+        empty = groups.collect().with_columns(
+            numerator=pl.lit(None, pl.Float64), denominator=pl.lit(None, pl.Float64), metric=pl.lit(None, pl.Float64),
+            score=pl.lit(None, pl.Float64), flag=pl.lit(None, pl.Int8),
+            note=pl.lit(f"not computable: needs {', '.join(missing)}"))
+        return empty, pl.DataFrame()
+    frame = (
+        groups.join(_count(analysis, d.numerator, key, "numerator").rename({key: "group_id"}), on="group_id", how="left")
+        .join(_count(analysis, d.denominator, key, "denominator").rename({key: "group_id"}), on="group_id", how="left")
+        .with_columns(pl.col("numerator", "denominator").fill_null(0.0))
+        .sort("group_id")
+        .collect()
+    )
+    score, bounds = SCORERS[d.method]
+    if d.method in P_VALUE_METHODS:  # thresholds are (red, amber) significance levels; direction gives the sign
+        scored = stats.flag_p_value(score(frame), red=d.thresholds[0], amber=d.thresholds[1],
+                                    min_count=d.minimum.count, min_on=d.minimum.applies_to)
+    else:
+        scored = stats.flag(score(frame), thresholds=d.thresholds, flags=d.flags, min_count=d.minimum.count,
+                            min_on=d.minimum.applies_to)
+    below = {"numerator": pl.col("numerator"), "denominator": pl.col("denominator"),
+             "difference": pl.col("denominator") - pl.col("numerator")}[d.minimum.applies_to] < d.minimum.count
+    scored = scored.with_columns(
+        score=pl.when(below).then(None).otherwise("score"),
+        note=pl.when(pl.col("denominator") == 0).then(pl.lit("no data"))
+        .when(below).then(pl.lit(f"too few to score ({d.minimum.applies_to} below {d.minimum.count:g})")),
+    )
+    funnel = pl.DataFrame()
+    if bounds is not None and scored.filter(pl.col("denominator") > 0).height >= 2:
+        funnel = bounds(frame, d.thresholds).with_columns(kri_id=pl.lit(d.id), level=pl.lit(level))
+    return scored, funnel
+
+
+def compute_kris(analysis: dict[str, pl.LazyFrame], definitions: list[KriDefinition], *, study_id: str,
+                 cut_date: date) -> KriResults:
+    """Compute every definition at every one of its levels.
+
+    Parameters
+    ----------
+    analysis
+        The analysis tables of ``rbqm.derive.derive_tables``.
+    definitions
+        From ``rbqm.kri.load_definitions``.
+    study_id, cut_date
+        Stamped on every row, so results from several studies and cuts can be stacked.
+    """
+    results, bounds = [], []
+    for d in definitions:
+        for level in d.levels:
+            scored, funnel = _one(analysis, d, level)
+            results.append(scored.select(
+                pl.lit(study_id).alias("study_id"), pl.lit(cut_date).alias("cut_date"), pl.lit(level).alias("level"),
+                pl.col("group_id").cast(pl.String), pl.lit(d.id).alias("kri_id"), "numerator", "denominator",
+                "metric", "score", pl.col("flag").cast(pl.Int8), pl.lit(d.method).alias("method"), "note",
+            ))
+            if funnel.height:
+                bounds.append(funnel)
+    table = pl.concat(results).cast(RESULT_COLUMNS)
+    funnels = pl.concat(bounds, how="diagonal_relaxed") if bounds else pl.DataFrame()
+    sites = analysis["sites"].select(pl.col("SITEID").alias("site_id"), pl.col("COUNTRY").alias("country")).collect()
+    return KriResults(results=table, bounds=funnels, site_risk=site_risk(table, definitions, sites))
+
+
+def site_risk(results: pl.DataFrame, definitions: list[KriDefinition], sites: pl.DataFrame) -> pl.DataFrame:
+    """Site risk score, 0-100: 100 x the sum of the weights of the site's flags over the sum of the
+    largest weight of each KRI the site has a flag for (reference section 2). Also red and amber counts
+    and the rank (1 = highest risk)."""
+    weights = pl.DataFrame(
+        [{"kri_id": d.id, "flag": sign * f, "weight": w, "max_weight": max(d.weights)} for d in definitions
+         for f, w in zip(d.flags, d.weights)
+         for sign in ((1, -1) if d.method in P_VALUE_METHODS and f else (1,))],  # p-value flags carry a sign
+        schema={"kri_id": pl.String, "flag": pl.Int8, "weight": pl.Float64, "max_weight": pl.Float64},
+    )
+    flagged = (results.filter((pl.col("level") == "site") & pl.col("flag").is_not_null())
+               .join(weights, on=["kri_id", "flag"], how="left"))
+    per_site = flagged.group_by(pl.col("group_id").alias("site_id")).agg(
+        risk_score=pl.when(pl.col("max_weight").sum() > 0)
+        .then(100 * pl.col("weight").sum() / pl.col("max_weight").sum()),
+        red=(pl.col("flag").abs() == 2).sum().cast(pl.Int64),
+        amber=(pl.col("flag").abs() == 1).sum().cast(pl.Int64),
+        kris_scored=pl.len().cast(pl.Int64),
+    )
+    return (
+        sites.join(per_site, on="site_id", how="left")
+        .with_columns(pl.col("red", "amber", "kris_scored").fill_null(0))
+        .with_columns(rank=pl.col("risk_score").rank("min", descending=True).cast(pl.Int64))
+        .sort(["rank", "site_id"], nulls_last=True)
+    )
