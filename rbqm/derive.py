@@ -8,13 +8,16 @@ the as-of date are left out. The derived columns are listed in ``DERIVED_COLUMNS
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
 
 from rbqm.schema import TABLE_NAMES, polars_schema
 
-__all__ = ["DERIVED_COLUMNS", "RECORD_DATE", "as_of_date", "derive_tables", "to_date"]
+__all__ = ["ANALYSIS_SOURCES", "AnalysisTables", "DERIVED_COLUMNS", "RECORD_DATE", "analysis_columns", "as_of_date", "derive_tables",
+           "to_date"]
 
 # The date that places a record in time: records after the as-of date are left out.
 RECORD_DATE: dict[str, str] = {
@@ -41,10 +44,33 @@ DERIVED_COLUMNS: dict[str, dict[str, str]] = {
         "days_open": "days from opening to closing, or to the as-of date while open",
         "days_to_answer": "days from opening to the site's answer (empty if unanswered)",
     },
+    "visits": {
+        "planned_day": "the visit's planned study day (tv VISITDY)",
+        "done": "the visit took place (a record in sv)",
+        "expected": "due: a later visit of the subject took place, so this one should have too",
+        "study_day": "study day of the visit (day 1 = reference start)",
+        "out_of_window": "done outside its window (tv TVWINLO/TVWINHI days around VISITDY)",
+    },
     "datapoints": {"changed": "changed at least once after entry (NCHANGES > 0)"},
     "lb": {"grade": "toxicity grade as an integer (empty if not graded)"},
     "ae": {"grade": "toxicity grade as an integer"},
 }
+
+
+# analysis table -> the study tables it is built from (the rest are the study tables themselves)
+ANALYSIS_SOURCES: dict[str, tuple[str, ...]] = {
+    "subjects": ("dm",), "visits": ("sv", "tv"),
+    **{name: (name,) for name in TABLE_NAMES if name not in {"dm", "tv"}},
+}
+_SITE_COLUMNS = {"USUBJID", "SITEID", "COUNTRY", "REGION"}
+
+
+def analysis_columns(name: str) -> set[str]:
+    """The columns an analysis table offers to definitions."""
+    if name == "visits":
+        return _SITE_COLUMNS | {"VISITNUM", "VISIT"} | set(DERIVED_COLUMNS["visits"])
+    source = ANALYSIS_SOURCES[name][0]
+    return set(polars_schema(source)) | _SITE_COLUMNS | set(DERIVED_COLUMNS.get(name, {}))
 
 
 def to_date(column: str) -> pl.Expr:
@@ -103,8 +129,30 @@ def _site_columns(dm: pl.LazyFrame, sites: pl.LazyFrame | None) -> pl.LazyFrame:
     return keys.join(sites.select("SITEID", "REGION"), on="SITEID", how="left")
 
 
-def derive_tables(tables: dict[str, pl.DataFrame | pl.LazyFrame], *, as_of: date | None = None,
-                  ) -> dict[str, pl.LazyFrame]:
+@dataclass(frozen=True)
+class AnalysisTables(Mapping[str, pl.LazyFrame]):
+    """The analysis tables of a study at a data cut (a read-only mapping of name to LazyFrame).
+
+    ``sources`` names the study tables they were built from, so a definition that needs
+    a table the study lacks is reported as not computable.
+    """
+
+    tables: dict[str, pl.LazyFrame]
+    sources: frozenset[str]
+    as_of: date
+
+    def __getitem__(self, name: str) -> pl.LazyFrame:
+        return self.tables[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.tables)
+
+    def __len__(self) -> int:
+        return len(self.tables)
+
+
+def derive_tables(tables: Mapping[str, pl.DataFrame | pl.LazyFrame], *, as_of: date | None = None,
+                  ) -> AnalysisTables:
     """Analysis-ready tables of a study at ``as_of`` (default: the latest date in the data).
 
     Returns ``subjects`` (one row per screened subject), ``sites`` (one row per site, from
@@ -119,20 +167,44 @@ def derive_tables(tables: dict[str, pl.DataFrame | pl.LazyFrame], *, as_of: date
     out: dict[str, pl.LazyFrame] = {
         "subjects": _subjects(dm, lazy.get("ie"), cut).join(keys.select("USUBJID", "REGION"), on="USUBJID", how="left"),
     }
-    site_list = dm.select("SITEID", "COUNTRY")
-    if "sites" in lazy:
-        site_list = pl.concat([lazy["sites"].select("SITEID", "COUNTRY"), site_list])
-    out["sites"] = site_list.unique("SITEID", keep="first").join(
-        keys.select("SITEID", "REGION").unique("SITEID"), on="SITEID", how="left")
+    dm_sites = dm.select("SITEID", "COUNTRY").unique("SITEID", keep="first")
+    if "sites" in lazy:  # every site of the sites table, plus any that only dm knows
+        unlisted = dm_sites.join(lazy["sites"].select("SITEID"), on="SITEID", how="anti")
+        out["sites"] = pl.concat([lazy["sites"], unlisted], how="diagonal_relaxed")
+    else:
+        out["sites"] = dm_sites.with_columns(REGION=pl.lit(None, pl.String))
+    if "sv" in lazy and "tv" in lazy:
+        out["visits"] = _visits(out["subjects"], lazy["sv"], lazy["tv"], cut)
     for name, frame in lazy.items():
-        if name in {"dm", "sites"}:
+        if name in {"dm", "sites", "tv"}:
             continue
         if name in RECORD_DATE and RECORD_DATE[name] in frame.collect_schema().names():
             record_date = to_date(RECORD_DATE[name])
             frame = frame.filter(record_date.is_null() | (record_date <= cut))
         frame = frame.join(keys, on="USUBJID", how="inner") if "USUBJID" in frame.collect_schema().names() else frame
         out[name] = frame.with_columns(**_derived(name, cut))
-    return out
+    return AnalysisTables(out, frozenset(tables), cut_date)
+
+
+def _visits(subjects: pl.LazyFrame, sv: pl.LazyFrame, tv: pl.LazyFrame, cut: pl.Expr) -> pl.LazyFrame:
+    """Every planned visit (tv with a VISITDY) of every enrolled subject: done, expected, in window."""
+    enrolled = subjects.filter("enrolled").select("USUBJID", "SITEID", "COUNTRY", "REGION", start=to_date("RFSTDTC"))
+    done = (sv.filter(to_date("SVSTDTC") <= cut).select("USUBJID", "VISITNUM", visit_date=to_date("SVSTDTC"))
+            .unique(["USUBJID", "VISITNUM"]))
+    planned = tv.filter(pl.col("VISITDY").is_not_null()).select(
+        "VISITNUM", "VISIT", planned_day="VISITDY", low=pl.col("TVWINLO").fill_null(0), high=pl.col("TVWINHI").fill_null(0))
+    visits = (enrolled.join(planned, how="cross")
+              .join(done, on=["USUBJID", "VISITNUM"], how="left")
+              .with_columns(study_day=_days(pl.col("visit_date"), pl.col("start")) + 1, done=pl.col("visit_date").is_not_null()))
+    last_day = done.join(enrolled.select("USUBJID", "start"), on="USUBJID").group_by("USUBJID").agg(
+        last_day=(_days(pl.col("visit_date"), pl.col("start")) + 1).max())
+    return visits.join(last_day, on="USUBJID", how="left").with_columns(
+        expected=pl.col("done") | (pl.col("planned_day") + pl.col("high") < pl.col("last_day")).fill_null(False),
+        out_of_window=pl.when("done").then(
+            (pl.col("study_day") < pl.col("planned_day") - pl.col("low"))
+            | (pl.col("study_day") > pl.col("planned_day") + pl.col("high"))),
+    ).select("USUBJID", "SITEID", "COUNTRY", "REGION", "VISITNUM", "VISIT", "planned_day", "done", "expected",
+             "study_day", "out_of_window")
 
 
 def _derived(name: str, cut: pl.Expr) -> dict[str, pl.Expr]:

@@ -15,6 +15,7 @@ from datetime import date
 import polars as pl
 
 from rbqm.schema import polars_schema, table
+from synthetic.visits import schedule
 
 __all__ = ["TrialRecords", "tables_at"]
 
@@ -47,7 +48,7 @@ def _by(day: str, cut: int) -> pl.Expr:
 
 
 # Row order of each table: its key, with subjects in sid order (the order of USUBJID).
-_ORDER = {"dv": ["sid", "DVSTDTC", "DVTERM"], "ex": ["sid", "EXSTDTC"], "dm": ["sid"]}
+_ORDER = {"dv": ["sid", "DVSTDTC", "DVTERM"], "ex": ["sid", "EXSTDTC"], "dm": ["sid"], "tv": ["VISITNUM"]}
 
 
 def _contract(frame: pl.LazyFrame, name: str, records: TrialRecords, cut: int) -> pl.LazyFrame:
@@ -119,5 +120,6 @@ def tables_at(records: TrialRecords, cut: int) -> dict[str, pl.LazyFrame]:
         "pages": records.pages.lazy().filter(pl.col("VISITDTC") <= cut).rename({"entry": "ENTRYDTC"}),
         "datapoints": _datapoints(records, cut),
         "sites": records.sites.lazy().rename({"activation_day": "ACTIVATIONDTC"}),
+        "tv": schedule().lazy().select("VISITNUM", "VISIT", VISITDY="planned", TVWINLO="window", TVWINHI="window"),
     }
     return {name: _contract(frame, name, records, cut) for name, frame in internal.items()}

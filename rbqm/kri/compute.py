@@ -15,6 +15,7 @@ from datetime import date
 import polars as pl
 
 from rbqm import stats
+from rbqm.derive import AnalysisTables
 from rbqm.kri.definition import Count, KriDefinition
 
 __all__ = ["KriResults", "compute_kris", "site_risk", "RESULT_COLUMNS", "SCORERS", "P_VALUE_METHODS"]
@@ -63,10 +64,11 @@ def _groups(analysis: dict[str, pl.LazyFrame], level: str) -> pl.LazyFrame:
     return analysis["sites"].select(pl.col(key).alias("group_id")).unique().drop_nulls()
 
 
-def _one(analysis: dict[str, pl.LazyFrame], d: KriDefinition, level: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _one(analysis: AnalysisTables, d: KriDefinition, level: str,
+         tables_present: set[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
     key = LEVEL_KEY[level]
     groups = _groups(analysis, level)
-    missing = sorted(t for t in d.needs if t not in analysis and not (t == "dm" and "subjects" in analysis))
+    missing = sorted(t for t in d.needs if t not in tables_present)
     if missing:
         empty = groups.collect().with_columns(
             numerator=pl.lit(None, pl.Float64), denominator=pl.lit(None, pl.Float64), metric=pl.lit(None, pl.Float64),
@@ -100,7 +102,7 @@ def _one(analysis: dict[str, pl.LazyFrame], d: KriDefinition, level: str) -> tup
     return scored, funnel
 
 
-def compute_kris(analysis: dict[str, pl.LazyFrame], definitions: list[KriDefinition], *, study_id: str,
+def compute_kris(analysis: AnalysisTables, definitions: list[KriDefinition], *, study_id: str,
                  cut_date: date) -> KriResults:
     """Compute every definition at every one of its levels.
 
@@ -114,9 +116,10 @@ def compute_kris(analysis: dict[str, pl.LazyFrame], definitions: list[KriDefinit
         Stamped on every row, so results from several studies and cuts can be stacked.
     """
     results, bounds = [], []
+    tables_present = set(analysis.sources)
     for d in definitions:
         for level in d.levels:
-            scored, funnel = _one(analysis, d, level)
+            scored, funnel = _one(analysis, d, level, tables_present)
             results.append(scored.select(
                 pl.lit(study_id).alias("study_id"), pl.lit(cut_date).alias("cut_date"), pl.lit(level).alias("level"),
                 pl.col("group_id").cast(pl.String), pl.lit(d.id).alias("kri_id"), "numerator", "denominator",

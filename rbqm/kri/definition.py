@@ -17,19 +17,15 @@ import polars as pl
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from rbqm.derive import DERIVED_COLUMNS
+from rbqm.derive import ANALYSIS_SOURCES, analysis_columns
 from rbqm.errors import DefinitionError
-from rbqm.schema import tables
 
 __all__ = ["Condition", "Count", "KriDefinition", "Minimum", "load_definitions", "DEFAULT_LIBRARY",
-           "ANALYSIS_TABLES", "SCORING_METHODS"]
+           "SCORING_METHODS"]
 
 DEFAULT_LIBRARY = Path(__file__).resolve().parents[2] / "key_risk_indicators"
 SCORING_METHODS = ("normal_approx_rate", "normal_approx_binary", "poisson", "poisson_free_slope", "fisher",
                    "identity", "identity_count")
-# analysis table -> the study table it comes from (subjects is derived from dm)
-ANALYSIS_TABLES = {"subjects": "dm", **{name: name for name in tables() if name != "dm"}}
-_SITE_COLUMNS = {"USUBJID", "SITEID", "COUNTRY", "REGION"}
 
 
 class Condition(BaseModel):
@@ -80,20 +76,20 @@ class Count(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Count:
-        if self.table not in ANALYSIS_TABLES:
-            raise ValueError(f"table must be one of {', '.join(ANALYSIS_TABLES)}; got {self.table!r}")
+        if self.table not in ANALYSIS_SOURCES:
+            raise ValueError(f"table must be one of {', '.join(ANALYSIS_SOURCES)}; got {self.table!r}")
         if (self.count is None) == (self.sum is None):
             raise ValueError("give exactly one of count (records or subjects) and sum (a column)")
-        known = _columns(self.table)
+        known = analysis_columns(self.table)
         for column in [c.column for c in self.where] + ([self.sum] if self.sum else []):
             if column not in known:
                 raise ValueError(f"table {self.table} has no column {column!r}; it has {', '.join(sorted(known))}")
         return self
 
     @property
-    def source_table(self) -> str:
-        """The study table this count needs (``dm`` for subjects)."""
-        return ANALYSIS_TABLES[self.table]
+    def sources(self) -> tuple[str, ...]:
+        """The study tables this count needs (``dm`` for subjects; ``sv`` and ``tv`` for visits)."""
+        return ANALYSIS_SOURCES[self.table]
 
     def filter_expr(self) -> pl.Expr:
         return reduce(lambda a, b: a & b, (c.expr() for c in self.where), pl.lit(True))
@@ -103,11 +99,6 @@ class Count(BaseModel):
         if self.sum:
             return pl.col(self.sum).cast(pl.Float64).sum()
         return pl.col("USUBJID").n_unique() if self.count == "subjects" else pl.len()
-
-
-def _columns(table_name: str) -> set[str]:
-    source = ANALYSIS_TABLES[table_name]
-    return set(tables()[source].column_names) | _SITE_COLUMNS | set(DERIVED_COLUMNS.get(table_name, {}))
 
 
 class Minimum(BaseModel):
@@ -156,7 +147,7 @@ class KriDefinition(BaseModel):
     @property
     def needs(self) -> set[str]:
         """The study tables this KRI reads."""
-        return {self.numerator.source_table, self.denominator.source_table}
+        return {*self.numerator.sources, *self.denominator.sources}
 
 
 def load_definitions(folder: Path | None = None) -> list[KriDefinition]:

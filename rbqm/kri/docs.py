@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rbqm.derive import DERIVED_COLUMNS
-from rbqm.kri.definition import ANALYSIS_TABLES, Count, load_definitions
+from rbqm.derive import ANALYSIS_SOURCES, DERIVED_COLUMNS
+from rbqm.kri.definition import Count, load_definitions
 from rbqm.kri.trend import FLAG_CHANGES
 
 __all__ = ["render_library"]
@@ -88,9 +88,9 @@ def render_library() -> str:
             "KRIs count rows of these tables, built by `rbqm.derive` from the study at the data cut: the study's",
             "tables with SITEID, COUNTRY and REGION attached and records dated after the cut left out, plus these",
             "derived columns.", "", "| table | from | derived column | meaning |", "|---|---|---|---|"]
-    for table, source in ANALYSIS_TABLES.items():
+    for table, sources in ANALYSIS_SOURCES.items():
         for column, meaning in DERIVED_COLUMNS.get(table, {}).items():
-            out.append(f"| {table} | {source} | {column} | {meaning} |")
+            out.append(f"| {table} | {' + '.join(sources)} | {column} | {meaning} |")
     out += ["", "## Across data cuts", "",
             "`rbqm analyze` on a study with data cuts analyses every cut and adds, per KRI and group:",
             "`previous_score`, `score_change`, `previous_flag`, `flagged_cuts` (consecutive flagged cuts) and",

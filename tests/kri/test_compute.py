@@ -146,3 +146,25 @@ def test_fisher_definition_needs_p_value_thresholds():
             "numerator": {"table": "subjects", "count": "subjects"}, "denominator": {"table": "subjects", "count": "subjects"},
             "method": "fisher", "thresholds": [-2, 2], "flags": [-1, 0, 1], "minimum": {"applies_to": "denominator", "count": 1},
             "concern": "high", "weights": [1, 0, 1]})
+
+
+def test_visit_kris_need_sv_and_tv(results):
+    assert _row(results, "kri0017", "S1")["note"] == "not computable: needs sv, tv"
+
+
+def test_missed_and_out_of_window_visits(study):
+    """Subject A (start 2024-01-01): day 1 done, day 15 skipped, day 29 visit done on day 36 (window +-3), day 57
+    not yet due. Subject D (start 2024-01-15): day 1 and day 15 (on day 16) done."""
+    tv = pl.DataFrame({"VISITNUM": [1.0, 2.0, 3.0, 4.0, 5.0], "VISITDY": [None, 1, 15, 29, 57],
+                       "TVWINLO": [0, 0, 3, 3, 7], "TVWINHI": [0, 0, 3, 3, 7]})
+    sv = pl.DataFrame({"USUBJID": ["A", "A", "D", "D"], "VISITNUM": [2.0, 4.0, 2.0, 3.0],
+                       "SVSTDTC": ["2024-01-01", "2024-02-05", "2024-01-15", "2024-01-30"]})
+    out = compute_kris(derive_tables({**study, "sv": sv, "tv": tv}, as_of=CUT),
+                       [d for d in load_definitions() if d.id in {"kri0017", "kri0018"}], study_id="T1", cut_date=CUT)
+    missed = out.results.filter((pl.col("kri_id") == "kri0017") & (pl.col("level") == "site"))
+    window = out.results.filter((pl.col("kri_id") == "kri0018") & (pl.col("level") == "site"))
+    by = lambda frame: {r["group_id"]: (r["numerator"], r["denominator"]) for r in frame.iter_rows(named=True)}  # noqa: E731
+    assert by(missed)["S1"] == (1, 3)     # A: visits 2, 3 (missed), 4 due; B has no visits, so none are due
+    assert by(missed)["S2"] == (0, 2)     # D: visits 2 and 3 done; 4 not yet overtaken
+    assert by(window)["S1"] == (1, 2)     # A's day-29 visit on study day 36
+    assert by(window)["S2"] == (0, 2)     # D's day-15 visit on study day 16 is inside +-3

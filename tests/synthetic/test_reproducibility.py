@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from rbqm.io import read_table
+from rbqm.schema import TABLE_NAMES
 from synthetic import SynthConfig, generate_study, load_anomalies
 from synthetic.random import KeyedRandom
 
@@ -36,7 +37,7 @@ def csv_runs(tmp_path_factory):
 def test_same_seed_gives_byte_identical_csv_files(csv_runs):
     first, second = (_files(f) for f in csv_runs)
     assert "truth.csv" in first and "dm.csv" in first
-    assert sum(name.startswith("cuts/") for name in first) == 2 * 14  # 13 tables + truth.csv per cut
+    assert sum(name.startswith("cuts/") for name in first) == 2 * (len(TABLE_NAMES) + 1)  # tables + truth.csv
     assert sorted(first) == sorted(second)
     differing = [name for name in first if first[name] != second[name]]
     assert differing == []
@@ -46,7 +47,7 @@ def test_same_seed_gives_identical_parquet_tables(tmp_path):
     first = _generate(tmp_path / "a", seed=21, fmt="parquet")
     second = _generate(tmp_path / "b", seed=21, fmt="parquet")
     paths = sorted(p.relative_to(first) for p in first.rglob("*.parquet"))
-    assert len(paths) == 3 * 13
+    assert len(paths) == 3 * len(TABLE_NAMES)
     assert paths == sorted(p.relative_to(second) for p in second.rglob("*.parquet"))
     for rel in paths:
         assert read_table(first / rel).equals(read_table(second / rel)), rel
