@@ -25,6 +25,7 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.synth
+	$(BIN)/python -m bench.kri
 
 venv: $(STAMP)
 

@@ -26,7 +26,10 @@ SIZES = {
 }
 
 _CHILD = r"""
-import json, resource, sys, time
+def peak_mib():  # VmHWM: this process's own peak (ru_maxrss would include the parent's before exec)
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+import json, sys, time
 from pathlib import Path
 import polars as pl
 from synthetic import SynthConfig, build_trial, generate_study, load_anomalies
@@ -38,7 +41,7 @@ build_trial(cfg)
 t1 = time.perf_counter()
 study = generate_study(cfg, out / "study")          # what `rbqm synth` runs: build, cut, write
 t2 = time.perf_counter()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = peak_mib()
 floor = 0.0                                         # polars writing the same tables, one at a time
 for path in sorted((out / "study").glob("*.parquet")):
     frame = pl.read_parquet(path)

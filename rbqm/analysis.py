@@ -15,7 +15,7 @@ import polars as pl
 
 from rbqm.derive import as_of_date, derive_tables
 from rbqm.errors import RbqmError, StudyFormatError
-from rbqm.io import read_study
+from rbqm.io import scan_study
 from rbqm.kri import KriResults, add_trend, compute_kris, load_definitions
 from rbqm.study import list_cuts
 
@@ -37,11 +37,11 @@ class Analysis:
 
 def analyze_cut(folder: Path, *, as_of: date | None = None, kri_dir: Path | None = None) -> tuple[str, date, KriResults]:
     """KRIs of one study folder at ``as_of`` (default: the latest date in its data)."""
-    tables = read_study(folder)
+    tables = scan_study(folder)
     cut = as_of or as_of_date(tables)
     if cut is None:
         raise StudyFormatError(f"{folder}: no dates in the data; give the data cut with --as-of")
-    study_ids = tables["dm"]["STUDYID"].drop_nulls().unique().to_list()
+    study_ids = tables["dm"].select(pl.col("STUDYID").drop_nulls().unique()).collect().to_series().to_list()
     if len(study_ids) > 1:
         raise StudyFormatError(f"{folder}/dm: STUDYID holds several studies ({', '.join(sorted(study_ids))})")
     study_id = study_ids[0] if study_ids else Path(folder).name

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 
@@ -70,7 +70,8 @@ def analysis_columns(name: str) -> set[str]:
     if name == "visits":
         return _SITE_COLUMNS | {"VISITNUM", "VISIT"} | set(DERIVED_COLUMNS["visits"])
     source = ANALYSIS_SOURCES[name][0]
-    return set(polars_schema(source)) | _SITE_COLUMNS | set(DERIVED_COLUMNS.get(name, {}))
+    site_columns = _SITE_COLUMNS if name in {"subjects", "sites"} else set()
+    return set(polars_schema(source)) | site_columns | set(DERIVED_COLUMNS.get(name, {}))
 
 
 def to_date(column: str) -> pl.Expr:
@@ -78,16 +79,24 @@ def to_date(column: str) -> pl.Expr:
     return pl.col(column).str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
 
 
-def as_of_date(tables: dict[str, pl.DataFrame | pl.LazyFrame]) -> date | None:
-    """The latest date found in the study's record dates and DM reference dates (the default data cut)."""
-    candidates = []
-    for name, column in {**RECORD_DATE, "dm": "RFICDTC"}.items():
+def as_of_date(tables: Mapping[str, pl.DataFrame | pl.LazyFrame]) -> date | None:
+    """The latest date found in the study's record dates and DM reference dates (the default data cut).
+
+    ISO 8601 strings sort in time order, so each column's largest string is its latest date.
+    """
+    columns = {**RECORD_DATE, "dm": "RFICDTC"}
+    latest = []
+    for name, column in columns.items():
         frame = tables.get(name)
         if frame is not None and column in frame.collect_schema().names():
-            candidates.append(frame.lazy().select(to_date(column).max().alias("d")))
-    if not candidates:
+            latest.append(frame.lazy().select(pl.col(column).max().str.slice(0, 10).alias("d")))
+    for column in ("RFSTDTC", "RFENDTC", "DTHDTC"):
+        if column in tables["dm"].collect_schema().names():
+            latest.append(tables["dm"].lazy().select(pl.col(column).max().str.slice(0, 10).alias("d")))
+    if not latest:
         return None
-    return pl.concat(candidates).select(pl.col("d").max()).collect().item()
+    return pl.concat(pl.collect_all(latest)).select(
+        pl.col("d").str.to_date("%Y-%m-%d", strict=False).max()).item()
 
 
 def _complete(name: str, frame: pl.LazyFrame) -> pl.LazyFrame:
@@ -150,14 +159,24 @@ class AnalysisTables(Mapping[str, pl.LazyFrame]):
     def __len__(self) -> int:
         return len(self.tables)
 
+    def with_sites(self, name: str) -> pl.LazyFrame:
+        """Table ``name`` with each record's SITEID, COUNTRY and REGION (records of unknown subjects dropped)."""
+        frame = self.tables[name]
+        if "SITEID" in frame.collect_schema().names():
+            return frame
+        keys = self.tables["subjects"].select("USUBJID", "SITEID", "COUNTRY", "REGION")
+        return frame.join(keys, on="USUBJID", how="inner")
+
 
 def derive_tables(tables: Mapping[str, pl.DataFrame | pl.LazyFrame], *, as_of: date | None = None,
                   ) -> AnalysisTables:
     """Analysis-ready tables of a study at ``as_of`` (default: the latest date in the data).
 
     Returns ``subjects`` (one row per screened subject), ``sites`` (one row per site, from
-    the sites table or else from dm) and every other table present, each with SITEID,
-    COUNTRY and REGION attached and the derived columns of ``DERIVED_COLUMNS``.
+    the sites table or else from dm), ``visits`` (when sv and tv exist) -- these carry
+    SITEID, COUNTRY and REGION -- and every other table present, keyed by USUBJID, with
+    records after the cut left out and the derived columns of ``DERIVED_COLUMNS``.
+    ``AnalysisTables.with_sites(name)`` attaches the site columns to a record table.
     """
     lazy = {name: _complete(name, frame.lazy()) for name, frame in tables.items()}
     cut_date = as_of or as_of_date(lazy) or date.today()
@@ -179,9 +198,9 @@ def derive_tables(tables: Mapping[str, pl.DataFrame | pl.LazyFrame], *, as_of: d
         if name in {"dm", "sites", "tv"}:
             continue
         if name in RECORD_DATE and RECORD_DATE[name] in frame.collect_schema().names():
-            record_date = to_date(RECORD_DATE[name])
-            frame = frame.filter(record_date.is_null() | (record_date <= cut))
-        frame = frame.join(keys, on="USUBJID", how="inner") if "USUBJID" in frame.collect_schema().names() else frame
+            # ISO 8601 strings sort in time order: before the day after the cut is on or before the cut
+            dated = pl.col(RECORD_DATE[name])
+            frame = frame.filter(dated.is_null() | (dated < (cut_date + timedelta(days=1)).isoformat()))
         out[name] = frame.with_columns(**_derived(name, cut))
     return AnalysisTables(out, frozenset(tables), cut_date)
 

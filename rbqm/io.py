@@ -17,7 +17,8 @@ import pyreadstat
 from rbqm.errors import SchemaError, StudyFormatError
 from rbqm.schema import TABLE_NAMES, polars_schema, table
 
-__all__ = ["FORMATS", "Format", "write_table", "read_table", "find_tables", "read_study", "conform"]
+__all__ = ["FORMATS", "Format", "write_table", "read_table", "scan_table", "find_tables", "read_study",
+           "scan_study", "conform"]
 
 Format = Literal["parquet", "csv", "xpt"]
 FORMATS: tuple[Format, ...] = ("parquet", "csv", "xpt")
@@ -40,8 +41,11 @@ def conform(frame: pl.DataFrame, name: str, *, source: str) -> pl.DataFrame:
     schema = polars_schema(name)
     known = [c for c in schema if c in frame.columns]
     extras = [c for c in frame.columns if c not in schema]
-    out = frame.with_columns(_cast(col, frame.schema[col], schema[col]).alias(col) for col in known)
-    for col in known:
+    todo = [c for c in known if frame.schema[c] != schema[c] or (schema[c] == pl.String and _untidy(frame, c))]
+    out = frame.with_columns(_cast(col, frame.schema[col], schema[col]).alias(col) for col in todo)
+    for col in todo:
+        if frame.schema[col] == schema[col]:
+            continue  # strings only tidied: nothing can fail
         given = pl.col(col).cast(pl.String).str.strip_chars()
         bad = frame.select(
             pl.arg_where(given.is_not_null() & (given != "") & out[col].is_null()).first()
@@ -55,6 +59,12 @@ def conform(frame: pl.DataFrame, name: str, *, source: str) -> pl.DataFrame:
 
 
 _INT64_LIMIT = 2.0**63
+
+
+def _untidy(frame: pl.DataFrame, col: str) -> bool:
+    """Whether a string column holds empty or space-padded values (checked without copying strings)."""
+    c = pl.col(col)
+    return bool(frame.select(((c == "") | c.str.starts_with(" ") | c.str.ends_with(" ")).any()).item())
 
 
 def _cast(col: str, given: pl.DataType, wanted: pl.DataType) -> pl.Expr:
@@ -158,3 +168,33 @@ def read_study(folder: Path) -> dict[str, pl.DataFrame]:
     if "dm" not in paths:
         raise StudyFormatError(f"{folder}: the required table dm (dm.parquet, dm.csv or dm.xpt) is missing")
     return {name: read_table(path) for name, path in paths.items()}
+
+
+def scan_table(path: Path) -> pl.LazyFrame:
+    """A table as a LazyFrame with its documented dtypes, read only as far as a query needs.
+
+    A Parquet file whose columns already have the documented types is scanned lazily
+    (empty strings become null as the query runs). Any other file is read and checked
+    in full by ``read_table`` first, so a bad value still stops with a ``SchemaError``.
+    """
+    path = Path(path)
+    name = path.stem.lower()
+    if path.suffix.lower() == ".parquet" and name in TABLE_NAMES:
+        try:
+            schema = pl.read_parquet_schema(path)
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise StudyFormatError(f"{path}: cannot be read ({exc})") from exc
+        wanted = polars_schema(name)
+        if all(schema[c] == wanted[c] for c in wanted if c in schema):
+            strings = [c for c in wanted if c in schema and wanted[c] == pl.String]
+            return pl.scan_parquet(path).with_columns(
+                pl.when(pl.col(c) != "").then(pl.col(c)).alias(c) for c in strings)
+    return read_table(path).lazy()
+
+
+def scan_study(folder: Path) -> dict[str, pl.LazyFrame]:
+    """``read_study``, lazily where the files allow it (see ``scan_table``)."""
+    paths = find_tables(folder)
+    if "dm" not in paths:
+        raise StudyFormatError(f"{folder}: the required table dm (dm.parquet, dm.csv or dm.xpt) is missing")
+    return {name: scan_table(path) for name, path in paths.items()}

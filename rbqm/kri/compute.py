@@ -54,9 +54,25 @@ class KriResults:
     site_risk: pl.DataFrame
 
 
-def _count(analysis: dict[str, pl.LazyFrame], count: Count, key: str, name: str) -> pl.LazyFrame:
+def _per_subject(analysis: AnalysisTables, count: Count) -> pl.LazyFrame:
+    """A count reduced to one row per subject (``_n``): records, 1 for subjects, or the column's sum."""
     rows = analysis[count.table].filter(count.filter_expr())
-    return rows.group_by(key).agg(count.agg_expr().cast(pl.Float64).alias(name))
+    value = pl.col(count.sum).cast(pl.Float64).sum() if count.sum else pl.len().cast(pl.Float64)
+    return rows.group_by("USUBJID").agg(value.alias("_n"))
+
+
+def _count(analysis: AnalysisTables, count: Count, key: str, name: str,
+           cache: dict[Count, pl.DataFrame]) -> pl.LazyFrame:
+    """Numerator or denominator per group. Tables with subjects are first reduced per subject (once per
+    count, shared by every level and KRI), then joined to the subjects' sites: the join touches one row
+    per subject instead of one per record."""
+    if "USUBJID" not in analysis[count.table].collect_schema().names():  # e.g. sites
+        rows = analysis[count.table].filter(count.filter_expr())
+        return rows.group_by(key).agg(count.agg_expr().cast(pl.Float64).alias(name))
+    total = pl.len() if count.count == "subjects" else pl.col("_n").sum()
+    keys = analysis["subjects"].select("USUBJID", key)
+    return (cache[count].lazy().join(keys, on="USUBJID", how="inner")
+            .group_by(key).agg(total.cast(pl.Float64).alias(name)))
 
 
 def _groups(analysis: dict[str, pl.LazyFrame], level: str) -> pl.LazyFrame:
@@ -64,8 +80,8 @@ def _groups(analysis: dict[str, pl.LazyFrame], level: str) -> pl.LazyFrame:
     return analysis["sites"].select(pl.col(key).alias("group_id")).unique().drop_nulls()
 
 
-def _one(analysis: AnalysisTables, d: KriDefinition, level: str,
-         tables_present: set[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _one(analysis: AnalysisTables, d: KriDefinition, level: str, tables_present: set[str],
+         cache: dict[Count, pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
     key = LEVEL_KEY[level]
     groups = _groups(analysis, level)
     missing = sorted(t for t in d.needs if t not in tables_present)
@@ -76,8 +92,10 @@ def _one(analysis: AnalysisTables, d: KriDefinition, level: str,
             note=pl.lit(f"not computable: needs {', '.join(missing)}"))
         return empty, pl.DataFrame()
     frame = (
-        groups.join(_count(analysis, d.numerator, key, "numerator").rename({key: "group_id"}), on="group_id", how="left")
-        .join(_count(analysis, d.denominator, key, "denominator").rename({key: "group_id"}), on="group_id", how="left")
+        groups.join(_count(analysis, d.numerator, key, "numerator", cache).rename({key: "group_id"}),
+                    on="group_id", how="left")
+        .join(_count(analysis, d.denominator, key, "denominator", cache).rename({key: "group_id"}),
+              on="group_id", how="left")
         .with_columns(pl.col("numerator", "denominator").fill_null(0.0))
         .sort("group_id")
         .collect()
@@ -117,9 +135,19 @@ def compute_kris(analysis: AnalysisTables, definitions: list[KriDefinition], *, 
     """
     results, bounds = [], []
     tables_present = set(analysis.sources)
+    # subjects and sites are small and read by every KRI: materialise them once
+    small = dict(zip(("subjects", "sites"), pl.collect_all([analysis["subjects"], analysis["sites"]])))
+    analysis = AnalysisTables({**analysis.tables, **{k: v.lazy() for k, v in small.items()}},
+                              analysis.sources, analysis.as_of)
+    # every distinct numerator and denominator reduced per subject in one parallel pass over the tables;
+    # each KRI and level then only aggregates these small frames
+    counts = {c for d in definitions if d.needs <= tables_present for c in (d.numerator, d.denominator)
+              if "USUBJID" in analysis[c.table].collect_schema().names()}
+    order = list(counts)
+    cache = dict(zip(order, pl.collect_all([_per_subject(analysis, c) for c in order])))
     for d in definitions:
         for level in d.levels:
-            scored, funnel = _one(analysis, d, level, tables_present)
+            scored, funnel = _one(analysis, d, level, tables_present, cache)
             results.append(scored.select(
                 pl.lit(study_id).alias("study_id"), pl.lit(cut_date).alias("cut_date"), pl.lit(level).alias("level"),
                 pl.col("group_id").cast(pl.String), pl.lit(d.id).alias("kri_id"), "numerator", "denominator",

@@ -85,9 +85,10 @@ def render_library() -> str:
         out.append(f"| {d.id} | {d.name} | {_count(d.numerator)} | {_count(d.denominator)} | {d.method} | "
                    f"{thresholds} | {d.minimum.applies_to} >= {d.minimum.count:g} | {d.concern} |")
     out += ["", "## Analysis tables", "",
-            "KRIs count rows of these tables, built by `rbqm.derive` from the study at the data cut: the study's",
-            "tables with SITEID, COUNTRY and REGION attached and records dated after the cut left out, plus these",
-            "derived columns.", "", "| table | from | derived column | meaning |", "|---|---|---|---|"]
+            "KRIs count rows of these tables, built by `rbqm.derive` from the study at the data cut: `subjects`",
+            "(from dm), `visits` (from sv and tv) and `sites` carry SITEID, COUNTRY and REGION; every other study",
+            "table is used as it is, with records dated after the cut left out, and counted at its subject's site.",
+            "The derived columns:", "", "| table | from | derived column | meaning |", "|---|---|---|---|"]
     for table, sources in ANALYSIS_SOURCES.items():
         for column, meaning in DERIVED_COLUMNS.get(table, {}).items():
             out.append(f"| {table} | {' + '.join(sources)} | {column} | {meaning} |")
