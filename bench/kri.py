@@ -31,15 +31,14 @@ def peak_mib():  # VmHWM: this process's own peak (ru_maxrss would include the p
 import json, sys, time
 from pathlib import Path
 import polars as pl
+from rbqm.analysis import analyze_cut  # imported before timing: the benchmark is the computation
 folder, what = Path(sys.argv[1]), sys.argv[2]
 t0 = time.perf_counter()
 if what == "floor":
     for path in sorted(folder.glob("*.parquet")):
         pl.scan_parquet(path).collect()
 else:
-    from rbqm.analysis import analyze_cut
-    _, _, results = analyze_cut(folder)
-    rows = results.results.height
+    analyze_cut(folder)
 t1 = time.perf_counter()
 print(json.dumps({"seconds": t1 - t0, "peak_mib": peak_mib()}))
 """

@@ -27,9 +27,9 @@ RECORD_DATE: dict[str, str] = {
 
 DERIVED_COLUMNS: dict[str, dict[str, str]] = {
     "subjects": {
-        "screened": "gave informed consent on or before the as-of date",
+        "screened": "gave informed consent (or, without RFICDTC, started) on or before the as-of date",
         "enrolled": "randomised (reference start date on or before the as-of date, arm not SCRNFAIL/NOTASSGN)",
-        "screen_failure": "arm code SCRNFAIL",
+        "screen_failure": "arm code SCRNFAIL (any case)",
         "days_on_study": "enrolled: days from reference start to the earlier of reference end and the as-of date, inclusive",
         "died": "death date on or before the as-of date",
         "days_to_death": "days from reference start to death",
@@ -49,7 +49,7 @@ DERIVED_COLUMNS: dict[str, dict[str, str]] = {
         "done": "the visit took place (a record in sv)",
         "expected": "due: a later visit of the subject took place, so this one should have too",
         "study_day": "study day of the visit (day 1 = reference start)",
-        "out_of_window": "done outside its window (tv TVWINLO/TVWINHI days around VISITDY)",
+        "out_of_window": "done outside its window (tv TVWINLO/TVWINHI days around VISITDY); empty without a window",
     },
     "datapoints": {"changed": "changed at least once after entry (NCHANGES > 0)"},
     "lb": {"grade": "toxicity grade as an integer (empty if not graded)"},
@@ -114,12 +114,14 @@ def _days(end: pl.Expr, start: pl.Expr) -> pl.Expr:
 
 def _subjects(dm: pl.LazyFrame, ie: pl.LazyFrame | None, cut: pl.Expr) -> pl.LazyFrame:
     start, end, death = to_date("RFSTDTC"), to_date("RFENDTC"), to_date("DTHDTC")
-    enrolled = start.is_not_null() & (start <= cut) & ~pl.col("ARMCD").is_in(["SCRNFAIL", "NOTASSGN"])
+    arm = pl.col("ARMCD").str.to_uppercase()  # SDTM controlled terms, in whatever case the sponsor wrote them
+    enrolled = start.is_not_null() & (start <= cut) & ~arm.is_in(["SCRNFAIL", "NOTASSGN"]).fill_null(False)
     last = pl.min_horizontal(pl.coalesce(pl.when(end <= cut).then(end), cut), cut)
-    subjects = dm.filter(to_date("RFICDTC") <= cut).with_columns(
+    consent = pl.coalesce(to_date("RFICDTC"), start)  # some studies leave RFICDTC empty
+    subjects = dm.filter(consent.is_null() | (consent <= cut)).with_columns(
         screened=pl.lit(True),
         enrolled=enrolled,
-        screen_failure=pl.col("ARMCD") == "SCRNFAIL",
+        screen_failure=arm == "SCRNFAIL",
         days_on_study=pl.when(enrolled).then(_days(last, start) + 1),
         died=death.is_not_null() & (death <= cut),
         days_to_death=pl.when(death <= cut).then(_days(death, start)),
@@ -210,15 +212,17 @@ def _visits(subjects: pl.LazyFrame, sv: pl.LazyFrame, tv: pl.LazyFrame, cut: pl.
     enrolled = subjects.filter("enrolled").select("USUBJID", "SITEID", "COUNTRY", "REGION", start=to_date("RFSTDTC"))
     done = (sv.filter(to_date("SVSTDTC") <= cut).select("USUBJID", "VISITNUM", visit_date=to_date("SVSTDTC"))
             .unique(["USUBJID", "VISITNUM"]))
-    planned = tv.filter(pl.col("VISITDY").is_not_null()).select(
-        "VISITNUM", "VISIT", planned_day="VISITDY", low=pl.col("TVWINLO").fill_null(0), high=pl.col("TVWINHI").fill_null(0))
+    # one row per visit (TV may repeat visits per arm); without a window, in-window is unknown (null)
+    planned = tv.filter(pl.col("VISITDY").is_not_null()).unique("VISITNUM", keep="first").select(
+        "VISITNUM", "VISIT", planned_day="VISITDY", low="TVWINLO", high="TVWINHI")
     visits = (enrolled.join(planned, how="cross")
               .join(done, on=["USUBJID", "VISITNUM"], how="left")
               .with_columns(study_day=_days(pl.col("visit_date"), pl.col("start")) + 1, done=pl.col("visit_date").is_not_null()))
     last_day = done.join(enrolled.select("USUBJID", "start"), on="USUBJID").group_by("USUBJID").agg(
         last_day=(_days(pl.col("visit_date"), pl.col("start")) + 1).max())
     return visits.join(last_day, on="USUBJID", how="left").with_columns(
-        expected=pl.col("done") | (pl.col("planned_day") + pl.col("high") < pl.col("last_day")).fill_null(False),
+        expected=pl.col("done")
+        | (pl.col("planned_day") + pl.col("high").fill_null(0) < pl.col("last_day")).fill_null(False),
         out_of_window=pl.when("done").then(
             (pl.col("study_day") < pl.col("planned_day") - pl.col("low"))
             | (pl.col("study_day") > pl.col("planned_day") + pl.col("high"))),

@@ -62,9 +62,9 @@ _INT64_LIMIT = 2.0**63
 
 
 def _untidy(frame: pl.DataFrame, col: str) -> bool:
-    """Whether a string column holds empty or space-padded values (checked without copying strings)."""
+    """Whether a string column holds empty or whitespace-padded values (checked without copying strings)."""
     c = pl.col(col)
-    return bool(frame.select(((c == "") | c.str.starts_with(" ") | c.str.ends_with(" ")).any()).item())
+    return bool(frame.select(((c == "") | c.str.contains(r"^\s|\s$")).any()).item())
 
 
 def _cast(col: str, given: pl.DataType, wanted: pl.DataType) -> pl.Expr:
@@ -173,8 +173,10 @@ def read_study(folder: Path) -> dict[str, pl.DataFrame]:
 def scan_table(path: Path) -> pl.LazyFrame:
     """A table as a LazyFrame with its documented dtypes, read only as far as a query needs.
 
-    A Parquet file whose columns already have the documented types is scanned lazily
-    (empty strings become null as the query runs). Any other file is read and checked
+    A Parquet file whose columns already have the documented types is scanned lazily:
+    empty strings become null as the query runs, but strings are not stripped of
+    surrounding spaces (a typed Parquet file, such as rbqm writes, has none; stripping
+    every string would double the cost of an analysis). Any other file is read and checked
     in full by ``read_table`` first, so a bad value still stops with a ``SchemaError``.
     """
     path = Path(path)

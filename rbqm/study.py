@@ -39,7 +39,8 @@ def summarize_study(folder: Path) -> StudySummary:
     """
     data = read_study(folder)
     dm = data["dm"]
-    enrolled = pl.col("ARMCD").ne_missing("SCRNFAIL") & pl.col("RFSTDTC").is_not_null()
+    arm = pl.col("ARMCD").str.to_uppercase()
+    enrolled = ~arm.is_in(["SCRNFAIL", "NOTASSGN"]).fill_null(False) & pl.col("RFSTDTC").is_not_null()
     per_site = (
         dm.group_by("SITEID", "COUNTRY")
         .agg(screened=pl.len(), enrolled=enrolled.sum())

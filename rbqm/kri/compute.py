@@ -54,22 +54,38 @@ class KriResults:
     site_risk: pl.DataFrame
 
 
-def _per_subject(analysis: AnalysisTables, count: Count) -> pl.LazyFrame:
-    """A count reduced to one row per subject (``_n``): records, 1 for subjects, or the column's sum."""
-    rows = analysis[count.table].filter(count.filter_expr())
-    value = pl.col(count.sum).cast(pl.Float64).sum() if count.sum else pl.len().cast(pl.Float64)
-    return rows.group_by("USUBJID").agg(value.alias("_n"))
+def _reduction(c: Count) -> pl.Expr:
+    """Within one subject's rows: how many match the count's filter, or the filtered sum of its column."""
+    value = pl.col(c.sum).cast(pl.Float64) if c.sum else None
+    if not c.where:
+        return value.sum() if value is not None else pl.len().cast(pl.Float64)
+    keep = c.filter_expr().fill_null(False)
+    return value.filter(keep).sum() if value is not None else keep.cast(pl.Float64).sum()
+
+
+def _per_subject(analysis: AnalysisTables, counts: list[Count]) -> dict[Count, pl.DataFrame]:
+    """Every count reduced to one row per subject, one pass per table: each count is a column of
+    its table's per-subject frame (rows matching its filter, or the filtered sum of its column)."""
+    by_table: dict[str, list[Count]] = {}
+    for count in counts:
+        by_table.setdefault(count.table, []).append(count)
+    names = {count: f"_c{i}" for i, count in enumerate(counts)}
+    queries = [
+        analysis[table].group_by("USUBJID").agg(_reduction(c).alias(names[c]) for c in table_counts)
+        for table, table_counts in by_table.items()
+    ]
+    frames = dict(zip(by_table, pl.collect_all(queries)))
+    return {c: frames[c.table].select("USUBJID", pl.col(names[c]).alias("_n")) for c in counts}
 
 
 def _count(analysis: AnalysisTables, count: Count, key: str, name: str,
            cache: dict[Count, pl.DataFrame]) -> pl.LazyFrame:
-    """Numerator or denominator per group. Tables with subjects are first reduced per subject (once per
-    count, shared by every level and KRI), then joined to the subjects' sites: the join touches one row
-    per subject instead of one per record."""
-    if "USUBJID" not in analysis[count.table].collect_schema().names():  # e.g. sites
+    """Numerator or denominator per group: from the per-subject reduction joined to the subjects'
+    sites (one row per subject instead of one per record), or directly for tables without subjects."""
+    if count not in cache:  # e.g. sites
         rows = analysis[count.table].filter(count.filter_expr())
         return rows.group_by(key).agg(count.agg_expr().cast(pl.Float64).alias(name))
-    total = pl.len() if count.count == "subjects" else pl.col("_n").sum()
+    total = (pl.col("_n") > 0).sum() if count.count == "subjects" else pl.col("_n").sum()
     keys = analysis["subjects"].select("USUBJID", key)
     return (cache[count].lazy().join(keys, on="USUBJID", how="inner")
             .group_by(key).agg(total.cast(pl.Float64).alias(name)))
@@ -80,11 +96,30 @@ def _groups(analysis: dict[str, pl.LazyFrame], level: str) -> pl.LazyFrame:
     return analysis["sites"].select(pl.col(key).alias("group_id")).unique().drop_nulls()
 
 
+def _columns_used(d: KriDefinition) -> set[tuple[str, str]]:
+    """The columns whose values a KRI needs: summed, or matched by value (not_in and is_null also
+    make sense on an empty column, so those do not count)."""
+    return {(c.table, col) for c in (d.numerator, d.denominator)
+            for col in [w.column for w in c.where if w.not_in is None and w.is_null is None]
+            + ([c.sum] if c.sum else [])}
+
+
+def _empty_columns(analysis: AnalysisTables, used: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (table, column) pairs that hold no value at all: a KRI filtering or summing them is not computable."""
+    by_table: dict[str, list[str]] = {}
+    for table, column in sorted(used):
+        if table in analysis:
+            by_table.setdefault(table, []).append(column)
+    frames = pl.collect_all([analysis[t].select(pl.col(cols).is_not_null().any()) for t, cols in by_table.items()])
+    return {(t, c) for (t, cols), f in zip(by_table.items(), frames) for c in cols if not f[c].item()}
+
+
 def _one(analysis: AnalysisTables, d: KriDefinition, level: str, tables_present: set[str],
-         cache: dict[Count, pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
+         cache: dict[Count, pl.DataFrame], empty: set[tuple[str, str]]) -> tuple[pl.DataFrame, pl.DataFrame]:
     key = LEVEL_KEY[level]
     groups = _groups(analysis, level)
     missing = sorted(t for t in d.needs if t not in tables_present)
+    missing += sorted(f"{table}.{column}" for table, column in _columns_used(d) if (table, column) in empty)
     if missing:
         empty = groups.collect().with_columns(
             numerator=pl.lit(None, pl.Float64), denominator=pl.lit(None, pl.Float64), metric=pl.lit(None, pl.Float64),
@@ -143,11 +178,11 @@ def compute_kris(analysis: AnalysisTables, definitions: list[KriDefinition], *, 
     # each KRI and level then only aggregates these small frames
     counts = {c for d in definitions if d.needs <= tables_present for c in (d.numerator, d.denominator)
               if "USUBJID" in analysis[c.table].collect_schema().names()}
-    order = list(counts)
-    cache = dict(zip(order, pl.collect_all([_per_subject(analysis, c) for c in order])))
+    cache = _per_subject(analysis, sorted(counts, key=repr))
+    empty = _empty_columns(analysis, {u for d in definitions if d.needs <= tables_present for u in _columns_used(d)})
     for d in definitions:
         for level in d.levels:
-            scored, funnel = _one(analysis, d, level, tables_present, cache)
+            scored, funnel = _one(analysis, d, level, tables_present, cache, empty)
             results.append(scored.select(
                 pl.lit(study_id).alias("study_id"), pl.lit(cut_date).alias("cut_date"), pl.lit(level).alias("level"),
                 pl.col("group_id").cast(pl.String), pl.lit(d.id).alias("kri_id"), "numerator", "denominator",
