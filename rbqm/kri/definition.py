@@ -150,6 +150,42 @@ class KriDefinition(BaseModel):
         return {*self.numerator.sources, *self.denominator.sources}
 
 
+BLOCKS_FILE = "blocks.yaml"
+
+
+def _load_blocks(folder: Path) -> dict[str, dict]:
+    """Named counts of ``blocks.yaml`` (in the definitions' folder, else the shipped library), validated."""
+    path = folder / BLOCKS_FILE if (folder / BLOCKS_FILE).is_file() else DEFAULT_LIBRARY / BLOCKS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise DefinitionError(f"{path}: not valid YAML ({exc})") from exc
+    for name, spec in raw.items():
+        try:
+            Count.model_validate(spec)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or name}: {e['msg']}" for e in exc.errors())
+            raise DefinitionError(f"{path}: block {name}: {problems}") from exc
+    return raw
+
+
+def _with_blocks(raw: object, blocks: dict[str, dict], path: Path) -> object:
+    """Replace ``{block: NAME}`` numerators and denominators by the named count."""
+    if not isinstance(raw, dict):
+        return raw
+    out = dict(raw)
+    for part in ("numerator", "denominator"):
+        ref = out.get(part)
+        if isinstance(ref, dict) and set(ref) == {"block"}:
+            if ref["block"] not in blocks:
+                raise DefinitionError(f"{path}: {part}.block: unknown block {ref['block']!r}; "
+                                      f"{BLOCKS_FILE} defines {', '.join(sorted(blocks)) or 'none'}")
+            out[part] = blocks[ref["block"]]
+    return out
+
+
 def load_definitions(folder: Path | None = None) -> list[KriDefinition]:
     """Every ``*.yaml`` definition in ``folder`` (default: the shipped library), sorted by id.
 
@@ -161,10 +197,11 @@ def load_definitions(folder: Path | None = None) -> list[KriDefinition]:
     folder = Path(folder) if folder else DEFAULT_LIBRARY
     if not folder.is_dir():
         raise DefinitionError(f"{folder}: no such KRI folder")
+    blocks = _load_blocks(folder)
     definitions: dict[str, KriDefinition] = {}
     for path in sorted(folder.glob("kri*.yaml")) + sorted(folder.glob("cou*.yaml")):
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            raw = _with_blocks(yaml.safe_load(path.read_text(encoding="utf-8")), blocks, path)
             definition = KriDefinition.model_validate(raw)
         except yaml.YAMLError as exc:
             raise DefinitionError(f"{path}: not valid YAML ({exc})") from exc

@@ -42,8 +42,9 @@ weights: [32, 16, 0, 1, 2]               # risk-score weight of each flag
 actions: [ae_reconciliation, remote_review]     # suggested monitoring actions
 ```
 
-A mistake (an unknown key, table or column, flags that do not fit the thresholds, a duplicate id)
-stops with a message naming the file and the key.
+A numerator or denominator can also name a shared count from `key_risk_indicators/blocks.yaml`,
+e.g. `denominator: {block: days_on_study}`. A mistake (an unknown key, table, column or block, flags
+that do not fit the thresholds, a duplicate id) stops with a message naming the file and the key.
 
 Scoring follows `../shared/rbqm-reference.md` sections 2 and 3 (`rbqm.stats`). Groups below the
 minimum get no score and no flag, with the note "too few to score"; a KRI whose tables the study

@@ -110,3 +110,13 @@ def test_a_dropped_in_definition_is_used(tmp_path):
            numerator={"table": "ae", "count": "records", "where": [{"column": "grade", "ge": 3}]})
     ids = [d.id for d in load_definitions(tmp_path)]
     assert "kri0100" in ids and len(ids) == len(load_definitions()) + 1
+
+
+def test_named_blocks_expand_and_unknown_blocks_name_the_file(tmp_path):
+    library = {d.id: d for d in load_definitions()}
+    assert library["kri0001"].denominator == library["kri0002"].denominator       # both {block: days_on_study}
+    assert library["kri0001"].denominator.sum == "days_on_study"
+    path = _write(tmp_path, "kri9001", denominator={"block": "days_on_studdy"})
+    with pytest.raises(DefinitionError) as info:
+        load_definitions(tmp_path)
+    assert str(path) in str(info.value) and "unknown block 'days_on_studdy'" in str(info.value)
