@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Literal
 
 import polars as pl
 
@@ -74,9 +75,26 @@ def analysis_columns(name: str) -> set[str]:
     return set(polars_schema(source)) | site_columns | set(DERIVED_COLUMNS.get(name, {}))
 
 
-def to_date(column: str) -> pl.Expr:
-    """The date part of an ISO 8601 string column (``2024-03-07T10:30`` -> 2024-03-07); partial dates give null."""
-    return pl.col(column).str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
+def to_date(column: str, *, impute: Literal["first", "last"] = "first") -> pl.Expr:
+    """The date of an ISO 8601 string column, with SDTM partial dates imputed.
+
+    ``2024-03-07T10:30`` gives 2024-03-07. A partial date gets its missing parts from the start of the
+    period (``impute="first"``: ``2024-03`` -> 2024-03-01, ``2024`` -> 2024-01-01; used for start and
+    event dates) or its end (``"last"``: 2024-03-31, 2024-12-31; used for end dates, so durations are
+    never shortened). Anything else gives null.
+
+    Examples
+    --------
+    >>> frame = pl.DataFrame({"d": ["2024-03-07T10:30", "2024-02", "2024", "2024-13-01", None]})
+    >>> frame.select(to_date("d", impute="last")).to_series().to_list()  # doctest: +NORMALIZE_WHITESPACE
+    [datetime.date(2024, 3, 7), datetime.date(2024, 2, 29), datetime.date(2024, 12, 31), None, None]
+    """
+    text = pl.col(column).str.slice(0, 10)
+    length = text.str.len_chars()
+    year_fill, month_fill = ("-12-31", "-01") if impute == "last" else ("-01-01", "-01")
+    fill = pl.when(length == 4).then(pl.lit(year_fill)).when(length == 7).then(pl.lit(month_fill)).otherwise(pl.lit(""))
+    parsed = pl.concat_str([text, fill]).str.to_date("%Y-%m-%d", strict=False)  # one parse per value
+    return pl.when(length == 7).then(parsed.dt.month_end()).otherwise(parsed) if impute == "last" else parsed
 
 
 def as_of_date(tables: Mapping[str, pl.DataFrame | pl.LazyFrame]) -> date | None:
@@ -113,7 +131,7 @@ def _days(end: pl.Expr, start: pl.Expr) -> pl.Expr:
 
 
 def _subjects(dm: pl.LazyFrame, ie: pl.LazyFrame | None, cut: pl.Expr) -> pl.LazyFrame:
-    start, end, death = to_date("RFSTDTC"), to_date("RFENDTC"), to_date("DTHDTC")
+    start, end, death = to_date("RFSTDTC"), to_date("RFENDTC", impute="last"), to_date("DTHDTC")
     arm = pl.col("ARMCD").str.to_uppercase()  # SDTM controlled terms, in whatever case the sponsor wrote them
     enrolled = start.is_not_null() & (start <= cut) & ~arm.is_in(["SCRNFAIL", "NOTASSGN"]).fill_null(False)
     last = pl.min_horizontal(pl.coalesce(pl.when(end <= cut).then(end), cut), cut)

@@ -63,19 +63,28 @@ def _reduction(c: Count) -> pl.Expr:
     return value.filter(keep).sum() if value is not None else keep.cast(pl.Float64).sum()
 
 
-def _per_subject(analysis: AnalysisTables, counts: list[Count]) -> dict[Count, pl.DataFrame]:
+def _per_subject(analysis: AnalysisTables, counts: list[Count], used: set[tuple[str, str]],
+                 ) -> tuple[dict[Count, pl.DataFrame], set[tuple[str, str]]]:
     """Every count reduced to one row per subject, one pass per table: each count is a column of
-    its table's per-subject frame (rows matching its filter, or the filtered sum of its column)."""
+    its table's per-subject frame (rows matching its filter, or the filtered sum of its column).
+
+    The same pass counts the values of every column the counts need, and returns the (table, column)
+    pairs that hold none: a KRI needing those is not computable.
+    """
     by_table: dict[str, list[Count]] = {}
     for count in counts:
         by_table.setdefault(count.table, []).append(count)
     names = {count: f"_c{i}" for i, count in enumerate(counts)}
+    present = {t: sorted(c for table, c in used if table == t) for t in by_table}
     queries = [
-        analysis[table].group_by("USUBJID").agg(_reduction(c).alias(names[c]) for c in table_counts)
+        analysis[table].group_by("USUBJID").agg(
+            *(_reduction(c).alias(names[c]) for c in table_counts),
+            *(pl.col(col).is_not_null().sum().alias(f"_v_{col}") for col in present[table]))
         for table, table_counts in by_table.items()
     ]
     frames = dict(zip(by_table, pl.collect_all(queries)))
-    return {c: frames[c.table].select("USUBJID", pl.col(names[c]).alias("_n")) for c in counts}
+    empty = {(t, col) for t, cols in present.items() for col in cols if frames[t][f"_v_{col}"].sum() == 0}
+    return {c: frames[c.table].select("USUBJID", pl.col(names[c]).alias("_n")) for c in counts}, empty
 
 
 def _count(analysis: AnalysisTables, count: Count, key: str, name: str,
@@ -102,16 +111,6 @@ def _columns_used(d: KriDefinition) -> set[tuple[str, str]]:
     return {(c.table, col) for c in (d.numerator, d.denominator)
             for col in [w.column for w in c.where if w.not_in is None and w.is_null is None]
             + ([c.sum] if c.sum else [])}
-
-
-def _empty_columns(analysis: AnalysisTables, used: set[tuple[str, str]]) -> set[tuple[str, str]]:
-    """The (table, column) pairs that hold no value at all: a KRI filtering or summing them is not computable."""
-    by_table: dict[str, list[str]] = {}
-    for table, column in sorted(used):
-        if table in analysis:
-            by_table.setdefault(table, []).append(column)
-    frames = pl.collect_all([analysis[t].select(pl.col(cols).is_not_null().any()) for t, cols in by_table.items()])
-    return {(t, c) for (t, cols), f in zip(by_table.items(), frames) for c in cols if not f[c].item()}
 
 
 def _one(analysis: AnalysisTables, d: KriDefinition, level: str, tables_present: set[str],
@@ -178,8 +177,10 @@ def compute_kris(analysis: AnalysisTables, definitions: list[KriDefinition], *, 
     # each KRI and level then only aggregates these small frames
     counts = {c for d in definitions if d.needs <= tables_present for c in (d.numerator, d.denominator)
               if "USUBJID" in analysis[c.table].collect_schema().names()}
-    cache = _per_subject(analysis, sorted(counts, key=repr))
-    empty = _empty_columns(analysis, {u for d in definitions if d.needs <= tables_present for u in _columns_used(d)})
+    used = {u for d in definitions if d.needs <= tables_present for u in _columns_used(d)}
+    cache, empty = _per_subject(analysis, sorted(counts, key=repr), used)
+    empty |= {(t, c) for t, c in used if t in analysis and t not in {k.table for k in cache}
+              and analysis[t].select(pl.col(c).is_not_null().any()).collect().item() is False}
     for d in definitions:
         for level in d.levels:
             scored, funnel = _one(analysis, d, level, tables_present, cache, empty)
