@@ -42,10 +42,10 @@ def list_studies(root: str) -> list[str]:
     studies = []
     for folder in sorted(p for p in base.iterdir() if p.is_dir()):
         try:
-            has_dm = "dm" in find_tables(folder)
+            is_study = "dm" in find_tables(folder) or bool(list_cuts(folder))  # a folder, or ingested snapshots
         except RbqmError:
-            has_dm = True
-        if has_dm:
+            is_study = True
+        if is_study:
             studies.append(str(folder))
     return studies
 
@@ -65,9 +65,10 @@ def load_summary(folder: str, cut: str | None) -> StudySummary:
     RbqmError
         When the study cannot be read, or ``cut`` is not one of its data cuts.
     """
-    if cut is None:
-        return summarize_study(Path(folder))
     cuts = {path.name: path for path in list_cuts(Path(folder))}
+    if cut is None:
+        has_tables = "dm" in find_tables(Path(folder))
+        return summarize_study(Path(folder) if has_tables or not cuts else cuts[max(cuts)])
     if cut not in cuts:
         raise StudyFormatError(
             f"{folder}: no data cut {cut!r}; choose one of {', '.join(sorted(cuts)) or '(none)'}"

@@ -10,12 +10,12 @@ import sys
 
 import typer
 
-from rbqm.cli import analyze, info, synth
+from rbqm.cli import analyze, info, ingest, synth, validate
 from rbqm.cli._app import app
 from rbqm.errors import RbqmError
 
 __all__ = ["app", "main"]
-_COMMANDS = (analyze, info, synth)  # importing a command module registers it on `app`
+_COMMANDS = (analyze, info, ingest, synth, validate)  # importing a command module registers it on `app`
 
 
 def main() -> None:

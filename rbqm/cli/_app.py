@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import date
 
 import typer
 
@@ -38,3 +39,13 @@ def echo_table(rows: list[tuple[str, object]], echo: Callable[[str], None] = typ
     width = max((len(label) for label, _ in rows), default=0)
     for label, value in rows:
         echo(f"{label:<{width}}  {value}")
+
+
+def parse_date(value: str | None, option: str) -> date | None:
+    """An ISO 8601 date option, or a user error naming the option."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise RbqmError(f"{option} must be an ISO 8601 date such as 2025-06-30, got {value!r}") from exc

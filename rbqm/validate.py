@@ -1,0 +1,226 @@
+"""Validation of a study folder: every problem with its file, column, row (or key) and a plain message.
+
+Errors stop an ingest (missing required tables or columns, values of the wrong type, unparseable
+dates, subjects unknown to DM, duplicate keys, unreadable files); warnings are listed and the analysis
+proceeds (values outside a codelist, end before start, records after the cut, unknown sites, empty
+tables). ``rbqm validate STUDY_DIR`` prints the report; ``--json`` gives it machine-readable.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+from rbqm.derive import RECORD_DATE, to_date
+from rbqm.errors import RbqmError
+from rbqm.io import conform, find_tables, read_table
+from rbqm.mapping import StudyMapping, apply_mapping
+from rbqm.schema import table
+
+__all__ = ["ValidationReport", "read_validated", "validate_study", "validate_tables", "ISSUE_SCHEMA", "DATE_PAIRS"]
+
+ISSUE_SCHEMA = {"severity": pl.String, "file": pl.String, "table": pl.String, "column": pl.String,
+                "row": pl.Int64, "key": pl.String, "count": pl.Int64, "message": pl.String}
+
+# (table, start, end): an end date before its start date is a warning
+DATE_PAIRS = [("dm", "RFSTDTC", "RFENDTC"), ("dm", "RFXSTDTC", "RFXENDTC"), ("ae", "AESTDTC", "AEENDTC"),
+              ("ex", "EXSTDTC", "EXENDTC"), ("queries", "QRYOPENDTC", "QRYANSDTC"),
+              ("queries", "QRYANSDTC", "QRYCLOSEDTC"), ("pages", "VISITDTC", "ENTRYDTC")]
+# SDTM ISO 8601: complete or partial dates, optional time
+_ISO_8601 = r"^\d{4}(-\d{2}(-\d{2}(T\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?)?)?)?$"
+_EXAMPLES = 3
+_UNIQUE_TABLES = {"dm", "sites", "tv"}
+
+
+@dataclass
+class ValidationReport:
+    """The problems found in a study folder (one row per problem; see ``ISSUE_SCHEMA``)."""
+
+    folder: Path
+    issues: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=ISSUE_SCHEMA))
+
+    @property
+    def errors(self) -> int:
+        return int((self.issues["severity"] == "error").sum())
+
+    @property
+    def warnings(self) -> int:
+        return int((self.issues["severity"] == "warning").sum())
+
+    @property
+    def ok(self) -> bool:
+        """True when there is no error (warnings allowed)."""
+        return self.errors == 0
+
+    def to_json(self) -> str:
+        return json.dumps({"folder": str(self.folder), "ok": self.ok, "errors": self.errors,
+                           "warnings": self.warnings, "issues": self.issues.to_dicts()}, indent=2)
+
+    def render(self) -> list[str]:
+        """The report as lines of text: a summary, then each problem, errors first."""
+        lines = [f"{self.folder}: {self.errors} error(s), {self.warnings} warning(s)"]
+        for issue in self.issues.sort("severity", "file", "row", nulls_last=True).iter_rows(named=True):
+            where = ", ".join(p for p in (
+                issue["file"], issue["column"] and f"column {issue['column']}",
+                issue["row"] is not None and f"row {issue['row']}", issue["key"] and f"key {issue['key']}") if p)
+            lines.append(f"  {issue['severity'].upper():7} {where}: {issue['message']}")
+        return lines
+
+
+def _issue(severity: str, file: str, tbl: str, message: str, *, column: str | None = None,
+           row: int | None = None, key: str | None = None, count: int | None = None) -> dict:
+    return {"severity": severity, "file": file, "table": tbl, "column": column, "row": row, "key": key,
+            "count": count, "message": message}
+
+
+def _first(frame: pl.DataFrame, mask: pl.Expr) -> tuple[int, int | None, pl.DataFrame]:
+    """How many rows match, the first one's 1-based row number, and the matching rows."""
+    hits = frame.with_row_index("_row", offset=1).filter(mask)
+    return hits.height, (int(hits["_row"][0]) if hits.height else None), hits
+
+
+def _check_table(name: str, frame: pl.DataFrame, file: str, subjects: pl.Series | None,
+                 as_of: date | None) -> list[dict]:
+    spec = table(name)
+    out: list[dict] = []
+    if frame.height == 0:
+        if name == "dm":
+            return [_issue("error", file, name, "dm has no subjects")]
+        return [_issue("warning", file, name, "the table is empty")]
+    for column in spec.columns:
+        if column.name not in frame.columns:
+            if column.required:
+                out.append(_issue("error", file, name, "required column is missing", column=column.name))
+            continue
+        col = pl.col(column.name)
+        if column.required:
+            n, row, _ = _first(frame, col.is_null())
+            if n:
+                out.append(_issue("error", file, name, f"required value is empty in {n} row(s)",
+                                  column=column.name, row=row, count=n))
+        if column.values:
+            n, row, hits = _first(frame, col.is_not_null() & ~col.is_in(list(column.values)))
+            if n:
+                seen = ", ".join(repr(v) for v in hits[column.name].unique(maintain_order=True).head(_EXAMPLES))
+                out.append(_issue("warning", file, name, f"{n} value(s) outside the codelist "
+                                  f"({', '.join(column.values)}), e.g. {seen}", column=column.name, row=row, count=n))
+        if column.type == "datetime":
+            valid = col.str.contains(_ISO_8601) & (to_date(column.name).is_not_null())
+            n, row, hits = _first(frame, col.is_not_null() & ~valid)
+            if n:
+                out.append(_issue("error", file, name, f"{n} value(s) are not ISO 8601 dates, e.g. "
+                                  f"{hits[column.name][0]!r}", column=column.name, row=row, count=n))
+    key = [c for c in spec.key if c in frame.columns]
+    if key and len(key) == len(spec.key):
+        dupes = frame.with_row_index("_row", offset=1).filter(pl.len().over(key) > 1)
+        if dupes.height:
+            first = dupes.row(0, named=True)
+            # a subject or site twice makes everything after ambiguous; repeated records are reported
+            severity = "error" if name in _UNIQUE_TABLES else "warning"
+            out.append(_issue(severity, file, name, f"{dupes.height} rows share their key ({', '.join(key)}) "
+                              "with another row", row=int(first["_row"]),
+                              key="/".join(str(first[k]) for k in key), count=dupes.height))
+    if subjects is not None and name != "dm" and "USUBJID" in frame.columns:
+        n, row, hits = _first(frame, pl.col("USUBJID").is_not_null() & ~pl.col("USUBJID").is_in(subjects.implode()))
+        if n:
+            out.append(_issue("error", file, name, f"{n} row(s) belong to subjects not in dm, e.g. "
+                              f"{hits['USUBJID'][0]!r}", column="USUBJID", row=row, key=hits["USUBJID"][0], count=n))
+    for tbl, start, end in DATE_PAIRS:
+        if tbl == name and start in frame.columns and end in frame.columns:
+            n, row, _ = _first(frame, to_date(end, impute="last") < to_date(start))
+            if n:
+                out.append(_issue("warning", file, name, f"{end} before {start} in {n} row(s)", column=end,
+                                  row=row, count=n))
+    if as_of is not None and RECORD_DATE.get(name) in frame.columns:
+        n, row, _ = _first(frame, to_date(RECORD_DATE[name]) > as_of)
+        if n:
+            out.append(_issue("warning", file, name, f"{n} record(s) dated after the cut ({as_of}) are left out",
+                              column=RECORD_DATE[name], row=row, count=n))
+    return out
+
+
+def validate_tables(data: dict[str, pl.DataFrame], files: dict[str, str], *, as_of: date | None = None,
+                    ) -> list[dict]:
+    """The problems in tables already read (``files`` names each table's file for the messages)."""
+    out: list[dict] = []
+    dm = data.get("dm")
+    if dm is None:
+        return [_issue("error", "dm", "dm", "the required table dm is missing (dm.parquet, dm.csv, dm.xpt, ...)")]
+    subjects = dm["USUBJID"] if "USUBJID" in dm.columns else None
+    for name, frame in data.items():
+        out += _check_table(name, frame, files[name], subjects, as_of)
+    if "STUDYID" in dm.columns and dm["STUDYID"].drop_nulls().n_unique() > 1:
+        out.append(_issue("error", files["dm"], "dm", "STUDYID holds several studies: "
+                          + ", ".join(sorted(dm["STUDYID"].drop_nulls().unique())), column="STUDYID"))
+    sites = data.get("sites")
+    if sites is not None and {"SITEID"} <= set(sites.columns) and "SITEID" in dm.columns:
+        n, row, hits = _first(dm, pl.col("SITEID").is_not_null() & ~pl.col("SITEID").is_in(sites["SITEID"].implode()))
+        if n:
+            out.append(_issue("warning", files["dm"], "dm", f"{n} subject(s) at sites not in the sites table, e.g. "
+                              f"{hits['SITEID'][0]!r}", column="SITEID", row=row, key=hits["SITEID"][0], count=n))
+    return out
+
+
+def read_validated(folder: Path, *, as_of: date | None = None, mapping: StudyMapping | None = None,
+                   ) -> tuple[dict[str, pl.DataFrame], dict[str, Path], ValidationReport]:
+    """Read every table of a study folder, apply a mapping, and check everything.
+
+    Returns the tables that could be read, their files, and the report. A file that cannot be read
+    at all is an error in the report, so one bad file does not hide the others.
+    """
+    folder = Path(folder)
+    issues: list[dict] = []
+    data: dict[str, pl.DataFrame] = {}
+    files: dict[str, Path] = {}
+    try:
+        paths = find_tables(folder)
+    except RbqmError as exc:
+        paths = {}
+        issues.append(_issue("error", str(folder), "", str(exc)))
+    for name, path in paths.items():
+        try:
+            data[name], files[name] = read_table(path), path
+        except RbqmError as exc:
+            issues.append(_issue("error", path.name, name, str(exc).removeprefix(f"{path}: ")))
+            continue
+        truncated = _truncated_csv(path)
+        if truncated:
+            issues.append(_issue("error", path.name, name, truncated, row=data.pop(name).height))
+            del files[name]
+    data = apply_mapping(data, mapping)
+    for name in list(data):
+        try:
+            data[name] = conform(data[name], name, source=str(files[name]))
+        except RbqmError as exc:
+            issues.append(_issue("error", files[name].name, name, str(exc).removeprefix(f"{files[name]}: ")))
+            del data[name]
+    if not ("dm" in paths and "dm" not in data) and (paths or not issues):  # an unreadable dm is reported already
+        issues += validate_tables(data, {n: p.name for n, p in files.items()}, as_of=as_of)
+    return data, files, ValidationReport(folder, pl.DataFrame(issues, schema=ISSUE_SCHEMA))
+
+
+def _truncated_csv(path: Path) -> str | None:
+    """A message when a CSV file's last line was cut off (fewer fields than the header, no final newline)."""
+    if path.suffix.lower() != ".csv" or path.stat().st_size == 0:
+        return None
+    with path.open("rb") as handle:
+        header = next(csv.reader([handle.readline().decode("utf-8", "replace")]), [])
+        handle.seek(max(path.stat().st_size - 65536, 0))
+        tail = handle.read()
+    if tail.endswith(b"\n"):
+        return None
+    last = next(csv.reader([tail.rsplit(b"\n", 1)[-1].decode("utf-8", "replace")]), [])
+    if len(last) < len(header):
+        return f"the file looks truncated: its last line has {len(last)} of {len(header)} fields and no line end"
+    return None
+
+
+def validate_study(folder: Path, *, as_of: date | None = None, mapping: StudyMapping | None = None,
+                   ) -> ValidationReport:
+    """Read every table of a study folder and report every problem (``ValidationReport``)."""
+    return read_validated(folder, as_of=as_of, mapping=mapping)[2]
