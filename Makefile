@@ -26,6 +26,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.synth
 	$(BIN)/python -m bench.kri
+	$(BIN)/python -m bench.ingest
 
 venv: $(STAMP)
 

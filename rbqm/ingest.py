@@ -22,10 +22,10 @@ from pathlib import Path
 import polars as pl
 
 from rbqm import __version__
-from rbqm.derive import RECORD_DATE, as_of_date, to_date
+from rbqm.derive import RECORD_DATE, to_date
 from rbqm.errors import RbqmError, StudyFormatError
 from rbqm.mapping import load_mapping
-from rbqm.validate import ValidationReport, read_validated
+from rbqm.validate import ValidationReport, load_table, scan_validated
 
 __all__ = ["IngestError", "Snapshot", "data_dir", "delete_snapshot", "ingest_study", "list_snapshots",
            "snapshot_path"]
@@ -94,10 +94,10 @@ def ingest_study(folder: Path, study_id: str, *, root: Path | None = None, as_of
     """
     root = data_dir(root)
     mapping = load_mapping(mapping_file) if mapping_file else None
-    data, files, report = read_validated(folder, as_of=as_of, mapping=mapping)
+    report, files, latest = scan_validated(folder, as_of=as_of, mapping=mapping)  # pass 1: check everything
     if not report.ok:
         raise IngestError(report)
-    cut = as_of or as_of_date(data)
+    cut = as_of or latest
     if cut is None:
         raise StudyFormatError(f"{folder}: no dates in the data; give the data cut with --as-of")
     target = snapshot_path(root, study_id, cut)
@@ -109,10 +109,11 @@ def ingest_study(folder: Path, study_id: str, *, root: Path | None = None, as_of
     staging.mkdir(parents=True)
     rows = {}
     try:
-        for name, frame in data.items():
-            kept = _up_to(name, frame, cut)
+        for name, path in files.items():  # pass 2: one table in memory at a time
+            kept = _up_to(name, load_table(path, name, mapping), cut)
             kept.write_parquet(staging / f"{name}.parquet", compression="zstd")
             rows[name] = kept.height
+            del kept
         manifest = {
             "study_id": study_id, "cut_date": cut.isoformat(), "ingested_at": datetime.now(UTC).isoformat(),
             "rbqm_version": __version__, "source": str(Path(folder).resolve()),

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import polars as pl
 
-from rbqm.derive import RECORD_DATE, to_date
-from rbqm.errors import RbqmError
+from rbqm.derive import RECORD_DATE, as_of_date, to_date
+from rbqm.errors import RbqmError, StudyFormatError
 from rbqm.io import conform, find_tables, read_table
 from rbqm.mapping import StudyMapping, apply_mapping
 from rbqm.schema import table
 
-__all__ = ["ValidationReport", "read_validated", "validate_study", "validate_tables", "ISSUE_SCHEMA", "DATE_PAIRS"]
+__all__ = ["ValidationReport", "load_table", "scan_validated", "validate_study", "ISSUE_SCHEMA", "DATE_PAIRS"]
 
 ISSUE_SCHEMA = {"severity": pl.String, "file": pl.String, "table": pl.String, "column": pl.String,
                 "row": pl.Int64, "key": pl.String, "count": pl.Int64, "message": pl.String}
@@ -144,64 +144,77 @@ def _check_table(name: str, frame: pl.DataFrame, file: str, subjects: pl.Series 
     return out
 
 
-def validate_tables(data: dict[str, pl.DataFrame], files: dict[str, str], *, as_of: date | None = None,
-                    ) -> list[dict]:
-    """The problems in tables already read (``files`` names each table's file for the messages)."""
-    out: list[dict] = []
-    dm = data.get("dm")
-    if dm is None:
-        return [_issue("error", "dm", "dm", "the required table dm is missing (dm.parquet, dm.csv, dm.xpt, ...)")]
-    subjects = dm["USUBJID"] if "USUBJID" in dm.columns else None
-    for name, frame in data.items():
-        out += _check_table(name, frame, files[name], subjects, as_of)
-    if "STUDYID" in dm.columns and dm["STUDYID"].drop_nulls().n_unique() > 1:
-        out.append(_issue("error", files["dm"], "dm", "STUDYID holds several studies: "
-                          + ", ".join(sorted(dm["STUDYID"].drop_nulls().unique())), column="STUDYID"))
-    sites = data.get("sites")
-    if sites is not None and {"SITEID"} <= set(sites.columns) and "SITEID" in dm.columns:
-        n, row, hits = _first(dm, pl.col("SITEID").is_not_null() & ~pl.col("SITEID").is_in(sites["SITEID"].implode()))
-        if n:
-            out.append(_issue("warning", files["dm"], "dm", f"{n} subject(s) at sites not in the sites table, e.g. "
-                              f"{hits['SITEID'][0]!r}", column="SITEID", row=row, key=hits["SITEID"][0], count=n))
-    return out
+def load_table(path: Path, name: str, mapping: StudyMapping | None = None) -> pl.DataFrame:
+    """One table read, mapped and typed; a problem raises ``RbqmError`` naming the file."""
+    frame = read_table(path)
+    truncated = _truncated_csv(path)
+    if truncated:
+        raise StudyFormatError(f"{path}: {truncated}")
+    frame = apply_mapping({name: frame}, mapping)[name]
+    return conform(frame, name, source=str(path))
 
 
-def read_validated(folder: Path, *, as_of: date | None = None, mapping: StudyMapping | None = None,
-                   ) -> tuple[dict[str, pl.DataFrame], dict[str, Path], ValidationReport]:
-    """Read every table of a study folder, apply a mapping, and check everything.
+def scan_validated(folder: Path, *, as_of: date | None = None, mapping: StudyMapping | None = None,
+                   ) -> tuple[ValidationReport, dict[str, Path], date | None]:
+    """Check every table of a study folder, holding one table in memory at a time (dm stays).
 
-    Returns the tables that could be read, their files, and the report. A file that cannot be read
-    at all is an error in the report, so one bad file does not hide the others.
+    Returns the report, the files that could be read, and the latest date found (the default cut).
+    A file that cannot be read at all is an error in the report, so one bad file hides no other.
     """
     folder = Path(folder)
     issues: list[dict] = []
-    data: dict[str, pl.DataFrame] = {}
     files: dict[str, Path] = {}
+    latest: list[date] = []
     try:
         paths = find_tables(folder)
     except RbqmError as exc:
-        paths = {}
-        issues.append(_issue("error", str(folder), "", str(exc)))
-    for name, path in paths.items():
+        return ValidationReport(folder, pl.DataFrame([_issue("error", str(folder), "", str(exc))],
+                                                     schema=ISSUE_SCHEMA)), {}, None
+
+    def load(name: str) -> pl.DataFrame | None:
         try:
-            data[name], files[name] = read_table(path), path
+            frame = load_table(paths[name], name, mapping)
         except RbqmError as exc:
-            issues.append(_issue("error", path.name, name, str(exc).removeprefix(f"{path}: ")))
-            continue
-        truncated = _truncated_csv(path)
-        if truncated:
-            issues.append(_issue("error", path.name, name, truncated, row=data.pop(name).height))
-            del files[name]
-    data = apply_mapping(data, mapping)
-    for name in list(data):
-        try:
-            data[name] = conform(data[name], name, source=str(files[name]))
-        except RbqmError as exc:
-            issues.append(_issue("error", files[name].name, name, str(exc).removeprefix(f"{files[name]}: ")))
-            del data[name]
-    if not ("dm" in paths and "dm" not in data) and (paths or not issues):  # an unreadable dm is reported already
-        issues += validate_tables(data, {n: p.name for n, p in files.items()}, as_of=as_of)
-    return data, files, ValidationReport(folder, pl.DataFrame(issues, schema=ISSUE_SCHEMA))
+            issues.append(_issue("error", paths[name].name, name, str(exc).removeprefix(f"{paths[name]}: ")))
+            return None
+        files[name] = paths[name]
+        found = as_of_date({name: frame, "dm": frame if name == "dm" else pl.DataFrame()})
+        if found:
+            latest.append(found)
+        return frame
+
+    if "dm" not in paths:
+        issues.append(_issue("error", "dm", "dm", "the required table dm is missing (dm.parquet, dm.csv, dm.xpt, ...)"))
+    dm = load("dm") if "dm" in paths else None
+    subjects = dm["USUBJID"] if dm is not None and "USUBJID" in dm.columns else None
+    if dm is not None:
+        issues += _check_table("dm", dm, paths["dm"].name, None, as_of) + _study_checks(dm, paths["dm"].name)
+    for name in [n for n in paths if n != "dm"]:
+        frame = load(name)
+        if frame is not None:
+            issues += _check_table(name, frame, paths[name].name, subjects, as_of)
+            if name == "sites" and dm is not None:
+                issues += _unknown_sites(dm, frame, paths["dm"].name)
+        del frame
+    report = ValidationReport(folder, pl.DataFrame(issues, schema=ISSUE_SCHEMA))
+    return report, files, max(latest) if latest else None
+
+
+def _study_checks(dm: pl.DataFrame, file: str) -> list[dict]:
+    if "STUDYID" in dm.columns and dm["STUDYID"].drop_nulls().n_unique() > 1:
+        return [_issue("error", file, "dm", "STUDYID holds several studies: "
+                       + ", ".join(sorted(dm["STUDYID"].drop_nulls().unique())), column="STUDYID")]
+    return []
+
+
+def _unknown_sites(dm: pl.DataFrame, sites: pl.DataFrame, file: str) -> list[dict]:
+    if "SITEID" not in sites.columns or "SITEID" not in dm.columns:
+        return []
+    n, row, hits = _first(dm, pl.col("SITEID").is_not_null() & ~pl.col("SITEID").is_in(sites["SITEID"].implode()))
+    if not n:
+        return []
+    return [_issue("warning", file, "dm", f"{n} subject(s) at sites not in the sites table, e.g. "
+                   f"{hits['SITEID'][0]!r}", column="SITEID", row=row, key=hits["SITEID"][0], count=n)]
 
 
 def _truncated_csv(path: Path) -> str | None:
@@ -223,4 +236,4 @@ def _truncated_csv(path: Path) -> str | None:
 def validate_study(folder: Path, *, as_of: date | None = None, mapping: StudyMapping | None = None,
                    ) -> ValidationReport:
     """Read every table of a study folder and report every problem (``ValidationReport``)."""
-    return read_validated(folder, as_of=as_of, mapping=mapping)[2]
+    return scan_validated(folder, as_of=as_of, mapping=mapping)[0]

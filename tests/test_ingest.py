@@ -118,10 +118,11 @@ def test_bad_mapping_names_file_and_key(export, tmp_path):
 def _corrupt(folder: Path, kind: str, where: float) -> None:
     """One kind of damage, at a position chosen by ``where`` in [0, 1)."""
     dm = folder / "dm.csv"
-    if kind == "truncated":
+    if kind == "truncated":  # cut off just before a delimiter: the last line loses at least one field
         data = (folder / "ae.csv").read_bytes()
-        cut = max(1, int(len(data) * where))
-        (folder / "ae.csv").write_bytes(data[:cut].rstrip(b"\n").rstrip(b",") + b",")
+        body = data.index(b"\n") + 1
+        cut = data.rfind(b",", body, body + max(1, int((len(data) - body) * where)))
+        (folder / "ae.csv").write_bytes(data[:cut])
     elif kind == "garbage_date":
         frame = read_table(dm)
         row = int(where * frame.height)
