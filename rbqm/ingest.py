@@ -109,15 +109,16 @@ def ingest_study(folder: Path, study_id: str, *, root: Path | None = None, as_of
     staging.mkdir(parents=True)
     rows = {}
     try:
-        for name, path in files.items():  # pass 2: one table in memory at a time
-            kept = _up_to(name, load_table(path, name, mapping), cut)
+        for name, source in files.items():  # pass 2: one table in memory at a time
+            kept = _up_to(name, load_table(source, mapping), cut)
             kept.write_parquet(staging / f"{name}.parquet", compression="zstd")
             rows[name] = kept.height
             del kept
         manifest = {
             "study_id": study_id, "cut_date": cut.isoformat(), "ingested_at": datetime.now(UTC).isoformat(),
             "rbqm_version": __version__, "source": str(Path(folder).resolve()),
-            "files": {name: {"file": path.name, "sha256": _sha256(path)} for name, path in files.items()},
+            "files": {name: [{"file": p.name, "sha256": _sha256(p)} for p in (*source.paths, *source.supps)]
+                      for name, source in files.items()},
             "rows": rows, "mapping": mapping.model_dump(by_alias=True) if mapping else None,
             "warnings": report.warnings,
         }

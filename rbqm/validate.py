@@ -8,7 +8,6 @@ tables). ``rbqm validate STUDY_DIR`` prints the report; ``--json`` gives it mach
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass, field
 from datetime import date
@@ -17,12 +16,12 @@ from pathlib import Path
 import polars as pl
 
 from rbqm.derive import RECORD_DATE, as_of_date, to_date
-from rbqm.errors import RbqmError, StudyFormatError
-from rbqm.io import conform, find_tables, read_table
+from rbqm.errors import RbqmError
+from rbqm.io import conform, read_parts, study_files
 from rbqm.mapping import StudyMapping, apply_mapping
 from rbqm.schema import table
 
-__all__ = ["ValidationReport", "load_table", "scan_validated", "validate_study", "ISSUE_SCHEMA", "DATE_PAIRS"]
+__all__ = ["TableFiles", "ValidationReport", "load_table", "scan_validated", "table_files", "validate_study", "ISSUE_SCHEMA", "DATE_PAIRS"]
 
 ISSUE_SCHEMA = {"severity": pl.String, "file": pl.String, "table": pl.String, "column": pl.String,
                 "row": pl.Int64, "key": pl.String, "count": pl.Int64, "message": pl.String}
@@ -144,18 +143,33 @@ def _check_table(name: str, frame: pl.DataFrame, file: str, subjects: pl.Series 
     return out
 
 
-def load_table(path: Path, name: str, mapping: StudyMapping | None = None) -> pl.DataFrame:
-    """One table read, mapped and typed; a problem raises ``RbqmError`` naming the file."""
-    frame = read_table(path)
-    truncated = _truncated_csv(path)
-    if truncated:
-        raise StudyFormatError(f"{path}: {truncated}")
-    frame = apply_mapping({name: frame}, mapping)[name]
-    return conform(frame, name, source=str(path))
+@dataclass(frozen=True)
+class TableFiles:
+    """Where one table comes from: a whole file or the parts of a split domain, plus SUPP-- files."""
+
+    name: str
+    paths: tuple[Path, ...]
+    supps: tuple[Path, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return ", ".join(p.name for p in self.paths)
+
+
+def table_files(folder: Path) -> dict[str, TableFiles]:
+    files, supps = study_files(folder)
+    return {name: TableFiles(name, tuple(paths), tuple(supps.get(name, ()))) for name, paths in files.items()}
+
+
+def load_table(source: TableFiles, mapping: StudyMapping | None = None) -> pl.DataFrame:
+    """One table read (parts stacked, qualifiers attached), mapped and typed; problems raise ``RbqmError``."""
+    frame = read_parts(source.name, list(source.paths), list(source.supps))
+    frame = apply_mapping({source.name: frame}, mapping)[source.name]
+    return conform(frame, source.name, source=source.label)
 
 
 def scan_validated(folder: Path, *, as_of: date | None = None, mapping: StudyMapping | None = None,
-                   ) -> tuple[ValidationReport, dict[str, Path], date | None]:
+                   ) -> tuple[ValidationReport, dict[str, TableFiles], date | None]:
     """Check every table of a study folder, holding one table in memory at a time (dm stays).
 
     Returns the report, the files that could be read, and the latest date found (the default cut).
@@ -163,19 +177,22 @@ def scan_validated(folder: Path, *, as_of: date | None = None, mapping: StudyMap
     """
     folder = Path(folder)
     issues: list[dict] = []
-    files: dict[str, Path] = {}
+    files: dict[str, TableFiles] = {}
     latest: list[date] = []
     try:
-        paths = find_tables(folder)
+        paths = table_files(folder)
     except RbqmError as exc:
         return ValidationReport(folder, pl.DataFrame([_issue("error", str(folder), "", str(exc))],
                                                      schema=ISSUE_SCHEMA)), {}, None
 
     def load(name: str) -> pl.DataFrame | None:
         try:
-            frame = load_table(paths[name], name, mapping)
+            frame = load_table(paths[name], mapping)
         except RbqmError as exc:
-            issues.append(_issue("error", paths[name].name, name, str(exc).removeprefix(f"{paths[name]}: ")))
+            message = str(exc)
+            for path in paths[name].paths:
+                message = message.removeprefix(f"{path}: ")
+            issues.append(_issue("error", paths[name].label, name, message))
             return None
         files[name] = paths[name]
         found = as_of_date({name: frame, "dm": frame if name == "dm" else pl.DataFrame()})
@@ -188,13 +205,13 @@ def scan_validated(folder: Path, *, as_of: date | None = None, mapping: StudyMap
     dm = load("dm") if "dm" in paths else None
     subjects = dm["USUBJID"] if dm is not None and "USUBJID" in dm.columns else None
     if dm is not None:
-        issues += _check_table("dm", dm, paths["dm"].name, None, as_of) + _study_checks(dm, paths["dm"].name)
+        issues += _check_table("dm", dm, paths["dm"].label, None, as_of) + _study_checks(dm, paths["dm"].label)
     for name in [n for n in paths if n != "dm"]:
         frame = load(name)
         if frame is not None:
-            issues += _check_table(name, frame, paths[name].name, subjects, as_of)
+            issues += _check_table(name, frame, paths[name].label, subjects, as_of)
             if name == "sites" and dm is not None:
-                issues += _unknown_sites(dm, frame, paths["dm"].name)
+                issues += _unknown_sites(dm, frame, paths["dm"].label)
         del frame
     report = ValidationReport(folder, pl.DataFrame(issues, schema=ISSUE_SCHEMA))
     return report, files, max(latest) if latest else None
@@ -215,22 +232,6 @@ def _unknown_sites(dm: pl.DataFrame, sites: pl.DataFrame, file: str) -> list[dic
         return []
     return [_issue("warning", file, "dm", f"{n} subject(s) at sites not in the sites table, e.g. "
                    f"{hits['SITEID'][0]!r}", column="SITEID", row=row, key=hits["SITEID"][0], count=n)]
-
-
-def _truncated_csv(path: Path) -> str | None:
-    """A message when a CSV file's last line was cut off (fewer fields than the header, no final newline)."""
-    if path.suffix.lower() != ".csv" or path.stat().st_size == 0:
-        return None
-    with path.open("rb") as handle:
-        header = next(csv.reader([handle.readline().decode("utf-8", "replace")]), [])
-        handle.seek(max(path.stat().st_size - 65536, 0))
-        tail = handle.read()
-    if tail.endswith(b"\n"):
-        return None
-    last = next(csv.reader([tail.rsplit(b"\n", 1)[-1].decode("utf-8", "replace")]), [])
-    if len(last) < len(header):
-        return f"the file looks truncated: its last line has {len(last)} of {len(header)} fields and no line end"
-    return None
 
 
 def validate_study(folder: Path, *, as_of: date | None = None, mapping: StudyMapping | None = None,

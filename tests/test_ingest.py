@@ -45,7 +45,7 @@ def test_ingest_writes_an_immutable_snapshot_that_analyze_reads(export, tmp_path
     snap = snapshots[0]
     manifest = json.loads((snap / "manifest.json").read_text())
     assert manifest["study_id"] == "S1" and manifest["rows"]["dm"] == read_table(export / "dm.csv").height
-    assert len(manifest["files"]["dm"]["sha256"]) == 64
+    assert len(manifest["files"]["dm"][0]["sha256"]) == 64
     assert all(not (p.stat().st_mode & 0o222) for p in snap.iterdir())          # read-only
     assert read_study(snap)["ae"].equals(read_study(export)["ae"])               # same data, as Parquet
     assert str(cut) <= snap.name

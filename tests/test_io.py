@@ -127,8 +127,8 @@ def test_unknown_extension_raises(tmp_path):
 
 
 def test_write_unknown_format_raises(tmp_path):
-    with pytest.raises(StudyFormatError, match="unknown format 'json'"):
-        write_table(AE, tmp_path, "ae", "json")
+    with pytest.raises(StudyFormatError, match="unknown format 'sas7bdat'; choose one of parquet, csv, xpt, json,"):
+        write_table(AE, tmp_path, "ae", "sas7bdat")
 
 
 @pytest.mark.parametrize("content", [b"", b"PAR1 not really parquet", "truncated"])
