@@ -10,12 +10,13 @@ import sys
 
 import typer
 
-from rbqm.cli import analyze, info, ingest, synth, validate
+from rbqm.cli import analyze, audit, info, ingest, synth, user, validate
 from rbqm.cli._app import app
 from rbqm.errors import RbqmError
 
 __all__ = ["app", "main"]
-_COMMANDS = (analyze, info, ingest, synth, validate)  # importing a command module registers it on `app`
+# importing a command module registers it on `app`
+_COMMANDS = (analyze, audit, info, ingest, synth, user, validate)
 
 
 def main() -> None:

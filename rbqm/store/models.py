@@ -1,0 +1,108 @@
+"""The store's tables as SQLAlchemy 2 models.
+
+The schema itself is created and changed only by the migrations in ``rbqm/store/migrations``;
+``tests/store/test_migrations.py`` checks these models match what the migrations build.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Boolean, CheckConstraint, DateTime, Integer, MetaData, String, Text, TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from rbqm.permissions import Role
+
+__all__ = ["Base", "User", "AuditRecord", "AuditHead", "UTCDateTime", "GENESIS_HASH", "utc_now"]
+
+GENESIS_HASH = "0" * 64
+"""The ``prev_hash`` of the first audit record."""
+
+_NAMING = {"ix": "ix_%(column_0_label)s", "uq": "uq_%(table_name)s_%(column_0_name)s",
+           "ck": "ck_%(table_name)s_%(constraint_name)s", "pk": "pk_%(table_name)s"}
+
+
+def utc_now() -> datetime:
+    """The current time in UTC, to the microsecond (what every timestamp in the store holds)."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend (SQLite keeps no zone, so it is stored as UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the store keeps UTC timestamps only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=_NAMING)
+
+
+_ROLES = ", ".join(f"'{role}'" for role in Role)
+
+
+class User(Base):
+    """A local account. ``version`` increases with every change (optimistic concurrency)."""
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(f"role IN ({_ROLES})", name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(32))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class AuditRecord(Base):
+    """One change to the store's state. Append-only: the database refuses UPDATE and DELETE.
+
+    ``hash`` is the SHA-256 of the record's fields and ``prev_hash`` (see ``rbqm.store.audit``);
+    ids run 1, 2, 3, ... with no gaps.
+    """
+
+    __tablename__ = "audit_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(128))
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditHead(Base):
+    """One row: the last audit record's id and hash, so removing records at the end is detected.
+
+    Write transactions lock this row first (PostgreSQL), which serialises appends to the chain.
+    """
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_id: Mapped[int] = mapped_column(Integer)
+    last_hash: Mapped[str] = mapped_column(String(64))
