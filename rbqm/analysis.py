@@ -1,7 +1,8 @@
 """One call from a study folder to its analysis results: ``analyze_study`` and ``write_analysis``.
 
 study folder -> validated tables (rbqm.io) -> analysis tables at the cut (rbqm.derive)
--> KRI results, funnel bounds and site risk (rbqm.kri), for every data cut of the study.
+-> KRI results, funnel bounds and site risk (rbqm.kri), QTL status (rbqm.qtl) and central
+statistical monitoring findings (rbqm.csm), for every data cut of the study.
 """
 
 from __future__ import annotations
@@ -16,27 +17,46 @@ import polars as pl
 from rbqm.derive import as_of_date, derive_tables
 from rbqm.errors import RbqmError, StudyFormatError
 from rbqm.io import scan_study
+from rbqm.csm import CSM_COLUMNS, run_csm
 from rbqm.kri import KriResults, add_trend, compute_kris, load_definitions
+from rbqm.qtl import compute_qtls, load_qtl_definitions
 from rbqm.study import list_cuts
 
-__all__ = ["Analysis", "analyze_study", "analyze_cut", "write_analysis", "OUTPUT_TABLES"]
+__all__ = ["Analysis", "CutAnalysis", "analyze_study", "analyze_cut", "write_analysis", "OUTPUT_TABLES"]
 
-OUTPUT_TABLES = ("results", "bounds", "site_risk")
+OUTPUT_TABLES = ("results", "bounds", "site_risk", "qtl", "csm")
 
 
 @dataclass(frozen=True)
 class Analysis:
-    """KRI results of one or more data cuts of a study, stacked (``cut_date`` tells them apart)."""
+    """KRI, QTL and central-monitoring results of one or more data cuts of a study, stacked
+    (``cut_date`` tells the cuts apart)."""
 
     study_id: str
     cut_dates: list[date]
     results: pl.DataFrame
     bounds: pl.DataFrame
     site_risk: pl.DataFrame
+    qtl: pl.DataFrame
+    csm: pl.DataFrame
 
 
-def analyze_cut(folder: Path, *, as_of: date | None = None, kri_dir: Path | None = None) -> tuple[str, date, KriResults]:
-    """KRIs of one study folder at ``as_of`` (default: the latest date in its data)."""
+@dataclass(frozen=True)
+class CutAnalysis:
+    """Everything computed for one study folder at one data cut."""
+
+    study_id: str
+    cut_date: date
+    kri: KriResults
+    qtl: pl.DataFrame
+    csm: pl.DataFrame
+
+
+def analyze_cut(folder: Path, *, as_of: date | None = None, kri_dir: Path | None = None,
+                csm: bool = True) -> CutAnalysis:
+    """KRIs, QTLs and (unless ``csm`` is false) central monitoring of one study folder at ``as_of``
+    (default: the latest date in its data). ``kri_dir`` replaces the shipped library (kri*.yaml and
+    qtl*.yaml)."""
     tables = scan_study(folder)
     cut = as_of or as_of_date(tables)
     if cut is None:
@@ -45,27 +65,34 @@ def analyze_cut(folder: Path, *, as_of: date | None = None, kri_dir: Path | None
     if len(study_ids) > 1:
         raise StudyFormatError(f"{folder}/dm: STUDYID holds several studies ({', '.join(sorted(study_ids))})")
     study_id = study_ids[0] if study_ids else Path(folder).name
-    results = compute_kris(derive_tables(tables, as_of=cut), load_definitions(kri_dir), study_id=study_id,
-                           cut_date=cut)
-    return study_id, cut, results
+    analysis = derive_tables(tables, as_of=cut)
+    return CutAnalysis(
+        study_id=study_id, cut_date=cut,
+        kri=compute_kris(analysis, load_definitions(kri_dir), study_id=study_id, cut_date=cut),
+        qtl=compute_qtls(analysis, load_qtl_definitions(kri_dir), study_id=study_id, cut_date=cut),
+        csm=run_csm(analysis, study_id=study_id, cut_date=cut) if csm else pl.DataFrame(schema=CSM_COLUMNS),
+    )
 
 
-def analyze_study(study_dir: Path, *, as_of: date | None = None, kri_dir: Path | None = None) -> Analysis:
+def analyze_study(study_dir: Path, *, as_of: date | None = None, kri_dir: Path | None = None,
+                  csm: bool = True) -> Analysis:
     """KRIs of a study: of every data cut under ``cuts/`` (oldest first) when the study has
     cuts and no ``as_of`` is given, else of the study folder itself; with trends across cuts."""
     study_dir = Path(study_dir)
     folders: list[tuple[Path, date | None]] = [(p, date.fromisoformat(p.name)) for p in list_cuts(study_dir)]
     if as_of is not None or not folders:
         folders = [(study_dir, as_of)]
-    runs = [analyze_cut(folder, as_of=when, kri_dir=kri_dir) for folder, when in folders]
+    runs = [analyze_cut(folder, as_of=when, kri_dir=kri_dir, csm=csm) for folder, when in folders]
     stamp = lambda frame, cut: frame.with_columns(cut_date=pl.lit(cut))  # noqa: E731
+    bounds = [stamp(r.kri.bounds, r.cut_date) for r in runs if r.kri.bounds.height]
     return Analysis(
-        study_id=runs[-1][0],
-        cut_dates=[cut for _, cut, _ in runs],
-        results=add_trend(pl.concat([r.results for _, _, r in runs])),
-        bounds=pl.concat([stamp(r.bounds, cut) for _, cut, r in runs if r.bounds.height], how="diagonal_relaxed")
-        if any(r.bounds.height for _, _, r in runs) else pl.DataFrame(),
-        site_risk=pl.concat([stamp(r.site_risk, cut) for _, cut, r in runs]),
+        study_id=runs[-1].study_id,
+        cut_dates=[r.cut_date for r in runs],
+        results=add_trend(pl.concat([r.kri.results for r in runs])),
+        bounds=pl.concat(bounds, how="diagonal_relaxed") if bounds else pl.DataFrame(),
+        site_risk=pl.concat([stamp(r.kri.site_risk, r.cut_date) for r in runs]),
+        qtl=pl.concat([r.qtl for r in runs]),
+        csm=pl.concat([r.csm for r in runs]),
     )
 
 

@@ -27,8 +27,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def results() -> pl.DataFrame:
-    _, _, out = analyze_cut(FOLDER)
-    return out.results.filter(pl.col("level") == "site")
+    return analyze_cut(FOLDER, csm=False).kri.results.filter(pl.col("level") == "site")
 
 
 def test_reads_the_pilot_as_distributed():

@@ -16,9 +16,10 @@ def analyze_command(
     study_dir: Annotated[Path, typer.Argument(help="A study folder; its data cuts (cuts/YYYY-MM-DD) are analysed too.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for results, bounds and site_risk (Parquet and CSV).")],
     as_of: Annotated[str | None, typer.Option(help="Analyse the study folder at this date only (ISO 8601).")] = None,
-    kri_dir: Annotated[Path | None, typer.Option(help="A folder of KRI definitions instead of the shipped library.")] = None,
+    kri_dir: Annotated[Path | None, typer.Option(help="A folder of KRI and QTL definitions instead of the shipped library.")] = None,
+    csm: Annotated[bool, typer.Option("--csm/--no-csm", help="Run central statistical monitoring too.")] = True,
 ) -> None:
-    """Compute every KRI of the library for a study, per site and country, at every data cut."""
+    """KRIs per site and country, QTLs and central statistical monitoring, at every data cut."""
     from rbqm.analysis import analyze_study, write_analysis
     from rbqm.errors import RbqmError
 
@@ -27,7 +28,7 @@ def analyze_command(
             cut = date.fromisoformat(as_of) if as_of else None
         except ValueError as exc:
             raise RbqmError(f"--as-of must be an ISO 8601 date such as 2025-06-30, got {as_of!r}") from exc
-        analysis = analyze_study(study_dir, as_of=cut, kri_dir=kri_dir)
+        analysis = analyze_study(study_dir, as_of=cut, kri_dir=kri_dir, csm=csm)
         write_analysis(analysis, out)
     latest = analysis.results.filter(analysis.results["cut_date"] == analysis.cut_dates[-1])
     site = latest.filter(latest["level"] == "site")
@@ -39,4 +40,8 @@ def analyze_command(
         ("red site flags", int((site["flag"].abs() == 2).sum())),
         ("amber site flags", int((site["flag"].abs() == 1).sum())),
         ("not computable", int(site["note"].str.starts_with("not computable").sum())),
+        ("QTLs breached", int((analysis.qtl.filter(analysis.qtl["cut_date"] == analysis.cut_dates[-1])["status"]
+                               == "tolerance limit breached").sum())),
+        ("CSM findings q < 0.05", int((analysis.csm.filter(analysis.csm["cut_date"] == analysis.cut_dates[-1])
+                                       ["q_value"] < 0.05).sum())),
     ])

@@ -63,27 +63,51 @@ def _reduction(c: Count) -> pl.Expr:
     return value.filter(keep).sum() if value is not None else keep.cast(pl.Float64).sum()
 
 
-def _per_subject(analysis: AnalysisTables, counts: list[Count], used: set[tuple[str, str]],
-                 ) -> tuple[dict[Count, pl.DataFrame], set[tuple[str, str]]]:
+def _value_columns(c: Count) -> list[str]:
+    """The columns whose values a count needs: summed, or matched by value (``not_in`` and ``is_null``
+    also make sense on an empty column, so those are not checked)."""
+    return [w.column for w in c.where if w.not_in is None and w.is_null is None] + ([c.sum] if c.sum else [])
+
+
+def _presence(c: Count) -> list[pl.Expr]:
+    """For each value column: how many rows the count's other conditions select, and how many of those
+    hold a value in it. Rows selected but none holding a value: the study lacks that column."""
+    out = []
+    for j, column in enumerate(_value_columns(c)):
+        others = pl.lit(True)
+        for w in c.where:
+            if w.column != column:
+                others = others & w.expr().fill_null(False)
+        out += [others.cast(pl.Int64).sum().alias(f"_o{j}"),
+                (others & pl.col(column).is_not_null()).cast(pl.Int64).sum().alias(f"_v{j}")]
+    return out
+
+
+def _empty_columns(c: Count, frame: pl.DataFrame, prefix: str = "") -> list[str]:
+    return [col for j, col in enumerate(_value_columns(c))
+            if frame[f"{prefix}_o{j}"].sum() > 0 and frame[f"{prefix}_v{j}"].sum() == 0]
+
+
+def _per_subject(analysis: AnalysisTables, counts: list[Count],
+                 ) -> tuple[dict[Count, pl.DataFrame], dict[Count, list[str]]]:
     """Every count reduced to one row per subject, one pass per table: each count is a column of
     its table's per-subject frame (rows matching its filter, or the filtered sum of its column).
 
-    The same pass counts the values of every column the counts need, and returns the (table, column)
-    pairs that hold none: a KRI needing those is not computable.
+    The same pass finds, per count, the value columns the study leaves empty where it matters
+    (``_presence``): a KRI needing those is not computable.
     """
     by_table: dict[str, list[Count]] = {}
     for count in counts:
         by_table.setdefault(count.table, []).append(count)
     names = {count: f"_c{i}" for i, count in enumerate(counts)}
-    present = {t: sorted(c for table, c in used if table == t) for t in by_table}
     queries = [
         analysis[table].group_by("USUBJID").agg(
             *(_reduction(c).alias(names[c]) for c in table_counts),
-            *(pl.col(col).is_not_null().sum().alias(f"_v_{col}") for col in present[table]))
+            *(e.name.prefix(names[c]) for c in table_counts for e in _presence(c)))
         for table, table_counts in by_table.items()
     ]
     frames = dict(zip(by_table, pl.collect_all(queries)))
-    empty = {(t, col) for t, cols in present.items() for col in cols if frames[t][f"_v_{col}"].sum() == 0}
+    empty = {c: _empty_columns(c, frames[c.table], names[c]) for c in counts}
     return {c: frames[c.table].select("USUBJID", pl.col(names[c]).alias("_n")) for c in counts}, empty
 
 
@@ -105,26 +129,18 @@ def _groups(analysis: dict[str, pl.LazyFrame], level: str) -> pl.LazyFrame:
     return analysis["sites"].select(pl.col(key).alias("group_id")).unique().drop_nulls()
 
 
-def _columns_used(d: KriDefinition) -> set[tuple[str, str]]:
-    """The columns whose values a KRI needs: summed, or matched by value (not_in and is_null also
-    make sense on an empty column, so those do not count)."""
-    return {(c.table, col) for c in (d.numerator, d.denominator)
-            for col in [w.column for w in c.where if w.not_in is None and w.is_null is None]
-            + ([c.sum] if c.sum else [])}
-
-
 def _one(analysis: AnalysisTables, d: KriDefinition, level: str, tables_present: set[str],
-         cache: dict[Count, pl.DataFrame], empty: set[tuple[str, str]]) -> tuple[pl.DataFrame, pl.DataFrame]:
+         cache: dict[Count, pl.DataFrame], empty: dict[Count, list[str]]) -> tuple[pl.DataFrame, pl.DataFrame]:
     key = LEVEL_KEY[level]
     groups = _groups(analysis, level)
     missing = sorted(t for t in d.needs if t not in tables_present)
-    missing += sorted(f"{table}.{column}" for table, column in _columns_used(d) if (table, column) in empty)
+    missing += sorted({f"{c.table}.{col}" for c in (d.numerator, d.denominator) for col in empty.get(c, [])})
     if missing:
-        empty = groups.collect().with_columns(
+        blank = groups.collect().with_columns(
             numerator=pl.lit(None, pl.Float64), denominator=pl.lit(None, pl.Float64), metric=pl.lit(None, pl.Float64),
             score=pl.lit(None, pl.Float64), flag=pl.lit(None, pl.Int8),
             note=pl.lit(f"not computable: needs {', '.join(missing)}"))
-        return empty, pl.DataFrame()
+        return blank, pl.DataFrame()
     frame = (
         groups.join(_count(analysis, d.numerator, key, "numerator", cache).rename({key: "group_id"}),
                     on="group_id", how="left")
@@ -177,10 +193,10 @@ def compute_kris(analysis: AnalysisTables, definitions: list[KriDefinition], *, 
     # each KRI and level then only aggregates these small frames
     counts = {c for d in definitions if d.needs <= tables_present for c in (d.numerator, d.denominator)
               if "USUBJID" in analysis[c.table].collect_schema().names()}
-    used = {u for d in definitions if d.needs <= tables_present for u in _columns_used(d)}
-    cache, empty = _per_subject(analysis, sorted(counts, key=repr), used)
-    empty |= {(t, c) for t, c in used if t in analysis and t not in {k.table for k in cache}
-              and analysis[t].select(pl.col(c).is_not_null().any()).collect().item() is False}
+    cache, empty = _per_subject(analysis, sorted(counts, key=repr))
+    for c in {c for d in definitions if d.needs <= tables_present for c in (d.numerator, d.denominator)} - counts:
+        if _value_columns(c):  # tables without subjects (sites): checked directly
+            empty[c] = _empty_columns(c, analysis[c.table].select(_presence(c)).collect())
     for d in definitions:
         for level in d.levels:
             scored, funnel = _one(analysis, d, level, tables_present, cache, empty)

@@ -168,3 +168,19 @@ def test_missed_and_out_of_window_visits(study):
     assert by(missed)["S2"] == (0, 2)     # D: visits 2 and 3 done; 4 not yet overtaken
     assert by(window)["S1"] == (1, 2)     # A's day-29 visit on study day 36
     assert by(window)["S2"] == (0, 2)     # D's day-15 visit on study day 16 is inside +-3
+
+
+def test_no_deaths_is_zero_not_missing(study):
+    """DTHDTC empty everywhere because nobody died: early deaths are 0, not 'not computable'."""
+    alive = {**study, "dm": study["dm"].with_columns(DTHDTC=pl.lit(None, pl.String))}
+    out = compute_kris(derive_tables(alive, as_of=CUT), [d for d in load_definitions() if d.id == "kri0015"],
+                       study_id="T1", cut_date=CUT).results
+    assert out["note"].drop_nulls().to_list() == [] and out["numerator"].sum() == 0
+
+
+def test_a_column_the_study_leaves_empty_is_not_computable(study):
+    """AETOXGR absent: the grade 3+ AE rate cannot be computed, and says why."""
+    ungraded = {**study, "ae": study["ae"].drop("AETOXGR")}
+    out = compute_kris(derive_tables(ungraded, as_of=CUT), [d for d in load_definitions() if d.id == "kri0021"],
+                       study_id="T1", cut_date=CUT).results
+    assert out["note"].unique().to_list() == ["not computable: needs ae.grade"]

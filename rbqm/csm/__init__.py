@@ -1,0 +1,100 @@
+"""Central statistical monitoring (CSM): statistical tests that compare each site with the rest of
+the study, all returning one finding table (``CSM_COLUMNS``; docs/csm.md).
+
+* :func:`ae_under_reporting`: AEs per visit against simulated similar subjects (simaerep).
+* :func:`digit_preference`: terminal digits of vital signs and lab results, site vs rest.
+* :func:`low_variability`: within-subject visit-to-visit variability, site vs rest (fabrication).
+* :func:`run_csm`: all of them stacked; :func:`skipped_tests` says which could not run and why.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from rbqm.csm._contract import CSM_COLUMNS, check_analysis, check_integer
+from rbqm.csm._digits import digit_preference
+from rbqm.csm._simaerep import ae_under_reporting
+from rbqm.csm._variability import low_variability
+from rbqm.derive import AnalysisTables
+
+__all__ = ["CSM_COLUMNS", "TESTS", "ae_under_reporting", "digit_preference", "low_variability", "run_csm",
+           "skipped_tests"]
+
+#: Test name (the ``test`` column) -> the study tables it needs (any one of them for vs/lb tests).
+TESTS: dict[str, tuple[tuple[str, ...], str]] = {
+    "ae_under_reporting": (("ae", "sv"), "all"),
+    "sae_under_reporting": (("ae", "sv"), "all"),
+    "digit_preference": (("vs", "lb"), "any"),
+    "low_variability": (("vs", "lb"), "any"),
+}
+
+
+def skipped_tests(analysis: AnalysisTables) -> dict[str, str]:
+    """The tests ``run_csm`` skips for lack of input, each with the reason (empty when all run).
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from rbqm.derive import derive_tables
+    >>> dm = pl.DataFrame({"STUDYID": ["S"], "USUBJID": ["S-1"], "SITEID": ["1"], "COUNTRY": ["FRA"],
+    ...                    "RFSTDTC": ["2024-01-02"], "ARMCD": ["A"]})
+    >>> skipped_tests(derive_tables({"dm": dm}, as_of=date(2024, 6, 1)))["digit_preference"]
+    'needs vs or lb (numeric results)'
+    """
+    check_analysis(analysis, "skipped_tests")
+    out = {}
+    for test, (tables, need) in TESTS.items():
+        missing = [t for t in tables if t not in analysis]
+        if (need == "all" and missing) or (need == "any" and len(missing) == len(tables)):
+            out[test] = (f"needs {' and '.join(tables)}" if need == "all"
+                         else f"needs {' or '.join(tables)} (numeric results)")
+    return out
+
+
+def run_csm(analysis: AnalysisTables, *, study_id: str, cut_date: date, seed: int = 1,
+            r: int = 1000) -> pl.DataFrame:
+    """Run every CSM test with its defaults and stack the findings.
+
+    Tests whose input tables are missing contribute no rows; :func:`skipped_tests` names them and
+    says why (nothing is logged). q-values are adjusted within each test (and, for the AE tests,
+    within each direction), never across tests.
+
+    Parameters
+    ----------
+    analysis : AnalysisTables
+        From ``rbqm.derive.derive_tables``.
+    study_id, cut_date
+        Stamped on every row, so findings from several studies and cuts can be stacked.
+    seed : int, default 1
+        Seed of the AE simulations (the same seed gives the same result).
+    r : int, default 1000
+        Replicates of the AE simulations.
+
+    Returns
+    -------
+    polars.DataFrame
+        The ``csm`` table (``CSM_COLUMNS``), sorted by test, variable and site.
+
+    Examples
+    --------
+    >>> from synthetic import SynthConfig, build_trial, tables_at
+    >>> from rbqm.derive import derive_tables
+    >>> cfg = SynthConfig(sites=5, subjects=150, countries=2, seed=2)
+    >>> tables = {k: v.collect() for k, v in tables_at(build_trial(cfg), cfg.end_day).items()}
+    >>> analysis = derive_tables(tables, as_of=cfg.end)
+    >>> out = run_csm(analysis, study_id="S1", cut_date=cfg.end, r=200)
+    >>> sorted(out["test"].unique())
+    ['ae_under_reporting', 'digit_preference', 'low_variability', 'sae_under_reporting']
+    """
+    check_analysis(analysis, "run_csm")
+    check_integer(seed, "seed", "run_csm", low=0)
+    stamp = {"study_id": study_id, "cut_date": cut_date}
+    parts = [
+        ae_under_reporting(analysis, r=r, seed=seed, **stamp),
+        ae_under_reporting(analysis, r=r, seed=seed, serious=True, **stamp),
+        digit_preference(analysis, **stamp),
+        low_variability(analysis, **stamp),
+    ]
+    return pl.concat(parts).sort(["test", "variable", "site_id"])
