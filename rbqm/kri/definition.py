@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import reduce
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import polars as pl
 import yaml
@@ -20,8 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from rbqm.derive import ANALYSIS_SOURCES, analysis_columns
 from rbqm.errors import DefinitionError
 
-__all__ = ["Condition", "Count", "KriDefinition", "Minimum", "load_definitions", "DEFAULT_LIBRARY",
+__all__ = ["Condition", "Count", "KriDefinition", "Minimum", "load_definitions", "load_library", "DEFAULT_LIBRARY",
            "SCORING_METHODS"]
+
+M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_LIBRARY = Path(__file__).resolve().parents[2] / "key_risk_indicators"
 SCORING_METHODS = ("normal_approx_rate", "normal_approx_binary", "poisson", "poisson_free_slope", "fisher",
@@ -186,23 +188,22 @@ def _with_blocks(raw: object, blocks: dict[str, dict], path: Path) -> object:
     return out
 
 
-def load_definitions(folder: Path | None = None) -> list[KriDefinition]:
-    """Every ``*.yaml`` definition in ``folder`` (default: the shipped library), sorted by id.
+def load_library(folder: Path | None, patterns: tuple[str, ...], model: type[M], what: str) -> list[M]:
+    """Every definition file of a library folder matching ``patterns``, validated by ``model``, sorted by id.
 
-    Raises
-    ------
-    DefinitionError
-        Naming the file and the key of the first mistake, or a duplicate id.
+    Shared by the KRI and QTL libraries: numerators and denominators may name a ``blocks.yaml`` count;
+    a mistake raises ``DefinitionError`` naming the file and the key, as do a duplicate id and a file
+    not named by its id.
     """
     folder = Path(folder) if folder else DEFAULT_LIBRARY
     if not folder.is_dir():
-        raise DefinitionError(f"{folder}: no such KRI folder")
+        raise DefinitionError(f"{folder}: no such {what} folder")
     blocks = _load_blocks(folder)
-    definitions: dict[str, KriDefinition] = {}
-    for path in sorted(folder.glob("kri*.yaml")) + sorted(folder.glob("cou*.yaml")):
+    definitions: dict[str, M] = {}
+    for path in [p for pattern in patterns for p in sorted(folder.glob(pattern))]:
         try:
             raw = _with_blocks(yaml.safe_load(path.read_text(encoding="utf-8")), blocks, path)
-            definition = KriDefinition.model_validate(raw)
+            definition = model.model_validate(raw)
         except yaml.YAMLError as exc:
             raise DefinitionError(f"{path}: not valid YAML ({exc})") from exc
         except ValidationError as exc:
@@ -214,5 +215,17 @@ def load_definitions(folder: Path | None = None) -> list[KriDefinition]:
             raise DefinitionError(f"{path}: the file name must be the id ({definition.id}.yaml)")
         definitions[definition.id] = definition
     if not definitions:
-        raise DefinitionError(f"{folder}: holds no KRI definitions (kri*.yaml)")
+        raise DefinitionError(f"{folder}: holds no {what} definitions ({', '.join(patterns)})")
     return sorted(definitions.values(), key=lambda d: d.id)
+
+
+def load_definitions(folder: Path | None = None) -> list[KriDefinition]:
+    """Every KRI definition (``kri*.yaml``, ``cou*.yaml``) in ``folder`` (default: the shipped library),
+    sorted by id.
+
+    Raises
+    ------
+    DefinitionError
+        Naming the file and the key of the first mistake, or a duplicate id.
+    """
+    return load_library(folder, ("kri*.yaml", "cou*.yaml"), KriDefinition, "KRI")

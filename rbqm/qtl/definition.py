@@ -12,11 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from rbqm.errors import DefinitionError
-from rbqm.kri.definition import DEFAULT_LIBRARY, Count, _load_blocks, _with_blocks
+from rbqm.kri.definition import Count, load_library
 
 __all__ = ["QTL_METHODS", "QtlDefinition", "load_qtl_definitions"]
 
@@ -109,26 +107,4 @@ def load_qtl_definitions(folder: Path | None = None) -> list[QtlDefinition]:
     >>> [d.id for d in load_qtl_definitions()][:2]
     ['qtl0001', 'qtl0002']
     """
-    folder = Path(folder) if folder else DEFAULT_LIBRARY
-    if not folder.is_dir():
-        raise DefinitionError(f"{folder}: no such QTL folder")
-    blocks = _load_blocks(folder)
-    definitions: dict[str, QtlDefinition] = {}
-    for path in sorted(folder.glob("qtl*.yaml")):
-        try:
-            raw = _with_blocks(yaml.safe_load(path.read_text(encoding="utf-8")), blocks, path)
-            definition = QtlDefinition.model_validate(raw)
-        except yaml.YAMLError as exc:
-            raise DefinitionError(f"{path}: not valid YAML ({exc})") from exc
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(file)'}: {e['msg']}"
-                                 for e in exc.errors())
-            raise DefinitionError(f"{path}: {problems}") from exc
-        if definition.id in definitions:
-            raise DefinitionError(f"{path}: id {definition.id} is defined twice")
-        if path.stem != definition.id:
-            raise DefinitionError(f"{path}: the file name must be the id ({definition.id}.yaml)")
-        definitions[definition.id] = definition
-    if not definitions:
-        raise DefinitionError(f"{folder}: holds no QTL definitions (qtl*.yaml)")
-    return sorted(definitions.values(), key=lambda d: d.id)
+    return load_library(folder, ("qtl*.yaml",), QtlDefinition, "QTL")
