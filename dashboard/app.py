@@ -12,5 +12,11 @@ st.navigation(
         "Study": [
             st.Page("pages/overview.py", title="Study overview", icon=":material/dashboard:", default=True),
         ],
+        "Signals": [
+            st.Page("pages/heatmap.py", title="Site risk heatmap", icon=":material/grid_on:"),
+            st.Page("pages/kri_explorer.py", title="KRI explorer", icon=":material/scatter_plot:"),
+            st.Page("pages/qtl.py", title="Quality tolerance limits", icon=":material/rule:"),
+            st.Page("pages/monitoring.py", title="Central monitoring", icon=":material/query_stats:"),
+        ],
     }
 ).run()

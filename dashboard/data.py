@@ -9,15 +9,22 @@ cache key and a changed ``RBQM_DATA_DIR`` never returns another folder's studies
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 
+import polars as pl
 import streamlit as st
 
+from rbqm.analysis import Analysis, analyze_study
 from rbqm.errors import RbqmError, StudyFormatError
 from rbqm.io import find_tables
+from rbqm.kri import load_definitions
+from rbqm.qtl import load_qtl_definitions
 from rbqm.study import StudySummary, list_cuts, summarize_study
 
-__all__ = ["data_dir", "list_studies", "list_cut_dates", "load_summary"]
+__all__ = ["data_dir", "list_studies", "list_cut_dates", "load_summary", "choose_study", "choose_cut",
+           "load_analysis", "load_kri_definitions", "load_qtl_names", "site_heatmap", "kri_results",
+           "kri_bounds", "qtl_table", "csm_findings", "QTL_STATUS_SHOWN"]
 
 _RELOAD_SECONDS = 60
 """How long a folder listing is reused before new studies or cuts show up."""
@@ -74,3 +81,164 @@ def load_summary(folder: str, cut: str | None) -> StudySummary:
             f"{folder}: no data cut {cut!r}; choose one of {', '.join(sorted(cuts)) or '(none)'}"
         )
     return summarize_study(cuts[cut])
+
+
+# --- Shared widgets --------------------------------------------------------------------------
+
+NO_STUDY_MESSAGE = (
+    "No study found in `{root}`. Run `make run` to generate the demo study and start the "
+    "dashboard, or `rbqm synth data/demo` to generate it, then reload this page."
+)
+
+
+def choose_study() -> str:
+    """Render the study selectbox (``key="study"``, shared by every page) and return the chosen folder.
+
+    With no study under :func:`data_dir` it shows what to run and stops the page.
+    """
+    root = data_dir()
+    studies = list_studies(str(root))
+    if not studies:
+        st.info(NO_STUDY_MESSAGE.format(root=root))
+        st.stop()
+    # Streamlit forgets a widget's state on pages that do not draw it; writing the value back keeps
+    # the chosen study when the user moves to another page (each page draws its own selectbox).
+    if st.session_state.get("study") in studies:
+        st.session_state["study"] = st.session_state["study"]
+    else:
+        st.session_state.pop("study", None)
+    return st.selectbox("Study", studies, format_func=lambda folder: Path(folder).name, key="study")
+
+
+def choose_cut(analysis: Analysis, *, key: str) -> date:
+    """Render a selectbox of the analysis' data cuts, newest first (the default), and return the chosen one."""
+    return st.selectbox(
+        "Data cut",
+        sorted(analysis.cut_dates, reverse=True),
+        key=key,
+        help="The study as it was on that date (a `cuts/YYYY-MM-DD` folder); the newest is the default.",
+    )
+
+
+# --- Analysis ---------------------------------------------------------------------------------
+
+
+@st.cache_data(show_spinner="Computing KRIs, QTLs and central monitoring…")
+def load_analysis(folder: str) -> Analysis:
+    """KRIs, funnel bounds, site risk, QTLs and central monitoring of every data cut of a study.
+
+    Raises
+    ------
+    RbqmError
+        When the study cannot be read or analysed.
+    """
+    return analyze_study(Path(folder))
+
+
+@st.cache_data(show_spinner=False)
+def load_kri_definitions() -> pl.DataFrame:
+    """The shipped KRI library, one row per KRI, with thresholds and minimum as text."""
+    return pl.DataFrame(
+        [
+            {
+                "id": d.id, "name": d.name, "description": d.description, "metric_unit": d.metric_unit,
+                "metric_scale": d.metric_scale, "concern": d.concern,
+                "thresholds": ", ".join(f"{t:g}" for t in d.thresholds),
+                "minimum": f"{d.minimum.applies_to} ≥ {d.minimum.count:g}",
+            }
+            for d in load_definitions()
+        ],
+        schema={"id": pl.String, "name": pl.String, "description": pl.String, "metric_unit": pl.String,
+                "metric_scale": pl.Float64, "concern": pl.String, "thresholds": pl.String, "minimum": pl.String},
+    )
+
+
+@st.cache_data(show_spinner=False)
+def load_qtl_names() -> dict[str, str]:
+    """The shipped QTL library as id -> name."""
+    return {d.id: d.name for d in load_qtl_definitions()}
+
+
+# --- Small polars selections for the pages (cheap, so not cached) ------------------------------
+
+
+def site_heatmap(analysis: Analysis, cut: date, countries: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The site-level KRI results and the site risk of one cut, for ``countries`` (all when empty).
+
+    Returns ``(cells, risk)``: ``cells`` has one row per site and KRI with the KRI's name and the
+    metric in its display unit (metric x metric_scale); ``risk`` has one row per site, by rank.
+    """
+    risk = analysis.site_risk.filter(pl.col("cut_date") == cut)
+    if countries:
+        risk = risk.filter(pl.col("country").is_in(countries))
+    risk = risk.sort("rank")
+    cells = (
+        analysis.results.filter((pl.col("cut_date") == cut) & (pl.col("level") == "site"))
+        .join(risk.select(pl.col("site_id").alias("group_id"), "rank"), on="group_id")
+        .join(_kri_names(), left_on="kri_id", right_on="id", how="left")
+        .with_columns(metric_shown=pl.col("metric") * pl.col("metric_scale").fill_null(1.0))
+        .sort("rank", "kri_id")
+    )
+    return cells, risk
+
+
+def kri_results(analysis: Analysis, kri_id: str, level: str) -> pl.DataFrame:
+    """Every cut's results of one KRI at one level, with the metric in its display unit."""
+    scale = _kri_scale(kri_id)
+    return (
+        analysis.results.filter((pl.col("kri_id") == kri_id) & (pl.col("level") == level))
+        .with_columns(metric_shown=pl.col("metric") * scale)
+        .sort("cut_date", "group_id")
+    )
+
+
+def kri_bounds(analysis: Analysis, kri_id: str, level: str, cut: date) -> pl.DataFrame:
+    """The funnel bounds of one KRI at one level and cut (metric in display unit), by threshold and denominator."""
+    if analysis.bounds.is_empty():
+        return pl.DataFrame(schema={"threshold": pl.Float64, "denominator": pl.Float64, "metric_shown": pl.Float64})
+    return (
+        analysis.bounds.filter(
+            (pl.col("kri_id") == kri_id) & (pl.col("level") == level) & (pl.col("cut_date") == cut)
+            & (pl.col("denominator") > 0)
+        )
+        .with_columns(metric_shown=pl.col("metric") * _kri_scale(kri_id))
+        .sort("threshold", "denominator")
+    )
+
+
+def qtl_table(analysis: Analysis, cut: date) -> pl.DataFrame:
+    """The QTLs of one cut with their names and the status as symbol + text."""
+    names = load_qtl_names()
+    return (
+        analysis.qtl.filter(pl.col("cut_date") == cut)
+        .with_columns(
+            name=pl.col("qtl_id").replace_strict(names, default=pl.col("qtl_id")),
+            status_shown=pl.col("status").replace_strict(QTL_STATUS_SHOWN, default=pl.col("status")),
+        )
+        .sort("qtl_id")
+    )
+
+
+QTL_STATUS_SHOWN = {
+    "within limits": "● within limits",
+    "secondary limit crossed": "▲ secondary limit crossed",
+    "tolerance limit breached": "▲▲ tolerance limit breached",
+}
+"""QTL status as a mark and words; the page also colours it, so colour is never the only cue."""
+
+
+def csm_findings(analysis: Analysis, cut: date, test: str | None) -> pl.DataFrame:
+    """The central-monitoring findings of one cut, of one test (all when None), by p-value."""
+    findings = analysis.csm.filter(pl.col("cut_date") == cut)
+    if test is not None:
+        findings = findings.filter(pl.col("test") == test)
+    return findings.sort("p_value", "q_value", "site_id", nulls_last=True)
+
+
+def _kri_names() -> pl.DataFrame:
+    return load_kri_definitions().select("id", "name", "metric_unit", "metric_scale")
+
+
+def _kri_scale(kri_id: str) -> float:
+    scales = load_kri_definitions().filter(pl.col("id") == kri_id)["metric_scale"]
+    return float(scales[0]) if scales.len() else 1.0

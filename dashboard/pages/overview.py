@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import plotly.express as px
 import polars as pl
 import streamlit as st
@@ -11,7 +9,7 @@ import streamlit as st
 from rbqm.errors import RbqmError
 from rbqm.schema import table
 
-from data import data_dir, list_cut_dates, list_studies, load_summary  # dashboard/data.py
+from data import choose_study, list_cut_dates, load_summary  # dashboard/data.py
 
 LATEST = "latest (full study)"
 
@@ -23,16 +21,7 @@ st.caption(
     "a stand-in for the cut date."
 )
 
-root = data_dir()
-studies = list_studies(str(root))
-if not studies:
-    st.info(
-        f"No study found in `{root}`. Run `make run` to generate the demo study and start the "
-        "dashboard, or `rbqm synth data/demo` to generate it, then reload this page."
-    )
-    st.stop()
-
-study = st.selectbox("Study", studies, format_func=lambda folder: Path(folder).name, key="study")
+study = choose_study()
 try:
     cut = st.selectbox(
         "Data cut",

@@ -115,11 +115,32 @@ def tiny_study_counts() -> dict[str, int | str]:
 @pytest.fixture(scope="session")
 def dashboard_url(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The URL of ``streamlit run dashboard/app.py`` serving the tiny study; the server stops afterwards."""
+    yield from _serve(tiny_data_dir, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def generated_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory holding a small generated study (12 sites, 3 countries, 2 cuts) as ``demo``."""
+    from synthetic import SynthConfig, generate_study
+
+    data = tmp_path_factory.mktemp("browser_generated") / "data"
+    generate_study(SynthConfig(sites=12, subjects=240, countries=3, seed=3, months=12, cuts=2), data / "demo")
+    return data
+
+
+@pytest.fixture(scope="session")
+def generated_dashboard_url(generated_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of the dashboard serving the generated study (for the Signals pages)."""
+    yield from _serve(generated_data_dir, tmp_path_factory)
+
+
+def _serve(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Run ``streamlit run dashboard/app.py`` on ``data_dir``, yield its URL, stop it afterwards."""
     port = _free_port()
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
     env = {
         **os.environ,
-        "RBQM_DATA_DIR": str(tiny_data_dir),
+        "RBQM_DATA_DIR": str(data_dir),
         # The working tree's rbqm, whether or not the venv has it installed.
         "PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(REPO)) if p),
     }

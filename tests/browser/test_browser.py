@@ -57,3 +57,28 @@ def test_overview_renders_in_a_browser(page: Page, tiny_study_counts: dict[str, 
     page.screenshot(path=SCREENSHOT, full_page=True)
     expect(metric_values["Sites"]).to_have_text(str(expected["sites"]))
     expect(page.get_by_test_id("stException")).to_have_count(0)
+
+
+HEATMAP_SCREENSHOT = SCREENSHOT.parent / "heatmap.png"
+
+
+def test_heatmap_renders_in_a_browser(chromium: Path, generated_dashboard_url: str) -> None:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            # Start on the landing page and follow the menu, as a user does. (A fresh server whose very
+            # first request is a deep link such as /heatmap runs that page in Streamlit's legacy pages/
+            # mode once, without app.py's frame; see the dashboard notes.)
+            page.goto(generated_dashboard_url)
+            nav = page.get_by_test_id("stSidebarNav")
+            expect(nav.get_by_text("Signals")).to_be_visible(timeout=WAIT_MS)
+            nav.get_by_role("link", name="Site risk heatmap").click()
+            expect(page.get_by_role("heading", name="Site risk heatmap")).to_be_visible(timeout=WAIT_MS)
+            expect(page.locator(".js-plotly-plot .heatmaplayer").first).to_be_visible(timeout=WAIT_MS)
+            expect(page.get_by_test_id("stDataFrame")).to_be_visible(timeout=WAIT_MS)
+            show_whole_page(page)
+            HEATMAP_SCREENSHOT.parent.mkdir(exist_ok=True)
+            page.screenshot(path=HEATMAP_SCREENSHOT, full_page=True)
+        finally:
+            browser.close()
