@@ -36,6 +36,8 @@ class Action(StrEnum):
     USER_SET_ROLE = "user.set_role"
     USER_SET_PASSWORD = "user.set_password"
     AUDIT_VIEW = "audit.view"
+    SIGNAL_VIEW = "signal.view"
+    SIGNAL_UPDATE = "signal.update"
 
 
 _EVERYONE = frozenset(Role)
@@ -49,6 +51,8 @@ _WHO: dict[Action, frozenset[Role]] = {
     Action.USER_SET_ROLE: frozenset({Role.ADMIN}),
     Action.USER_SET_PASSWORD: frozenset({Role.ADMIN}),
     Action.AUDIT_VIEW: _EVERYONE,
+    Action.SIGNAL_VIEW: _EVERYONE,
+    Action.SIGNAL_UPDATE: frozenset({Role.ADMIN, Role.QUALITY_LEAD, Role.CENTRAL_MONITOR}),
 }
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     role: frozenset(action for action, roles in _WHO.items() if role in roles) for role in Role

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, Integer, MetaData, String, Text, TypeDecorator
+from datetime import date
+
+from sqlalchemy import (Boolean, CheckConstraint, Date, DateTime, Integer, MetaData, String, Text, TypeDecorator,
+                        UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from rbqm.permissions import Role
 
-__all__ = ["Base", "User", "AuditRecord", "AuditHead", "UTCDateTime", "GENESIS_HASH", "utc_now"]
+__all__ = ["Base", "User", "AuditRecord", "AuditHead", "Signal", "SIGNAL_STATUSES", "UTCDateTime", "GENESIS_HASH",
+           "utc_now"]
 
 GENESIS_HASH = "0" * 64
 """The ``prev_hash`` of the first audit record."""
@@ -106,3 +110,39 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_id: Mapped[int] = mapped_column(Integer)
     last_hash: Mapped[str] = mapped_column(String(64))
+
+
+SIGNAL_STATUSES = ("new", "under_review", "action_planned", "in_progress", "resolved", "closed_no_action")
+"""The workflow statuses of a signal (docs/signals.md)."""
+_STATUSES = ", ".join(f"'{status}'" for status in SIGNAL_STATUSES)
+
+
+class Signal(Base):
+    """A signal's workflow: status, owner, due date, justification and comments (JSON list).
+
+    One row per study and ``signal_id`` (``rbqm.signals``); ``version`` increases with every change.
+    """
+
+    __tablename__ = "signals"
+    __table_args__ = (CheckConstraint(f"status IN ({_STATUSES})", name="status"),
+                      UniqueConstraint("study_id", "signal_id", name="uq_signals_study_id_signal_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[str] = mapped_column(String(64))
+    signal_id: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(8))
+    indicator: Mapped[str] = mapped_column(String(96))
+    site_id: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(32))
+    owner: Mapped[str | None] = mapped_column(String(64))
+    due_date: Mapped[date | None] = mapped_column(Date)
+    justification: Mapped[str | None] = mapped_column(Text)
+    comments: Mapped[str] = mapped_column(Text)
+    first_cut: Mapped[date] = mapped_column(Date)
+    last_cut: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer)
+
+    __mapper_args__ = {"version_id_col": version}

@@ -6,10 +6,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from rbqm.permissions import PERMISSIONS, Action, PermissionDenied, Role, allowed, parse_role, require
 from rbqm.store import StoreError, audit, users
+from rbqm.signals import SIGNAL_COLUMNS
+from rbqm.store import signals as store_signals
 from rbqm.store.audit import check_chain
 from tests.store.conftest import ADMIN, LEAD, MONITOR, PEOPLE, VIEWER, password_of
 
@@ -26,6 +29,8 @@ CALLS = {
     Action.USER_SET_PASSWORD: lambda s, actor: users.set_password(s, actor, MONITOR,
                                                                   password=password_of("x"), reason="test"),
     Action.AUDIT_VIEW: lambda s, actor: audit.verify_chain(s, actor),
+    Action.SIGNAL_VIEW: lambda s, actor: store_signals.list_signals(s, actor),
+    Action.SIGNAL_UPDATE: lambda s, actor: store_signals.sync_signals(s, actor, pl.DataFrame(schema=SIGNAL_COLUMNS)),
 }
 FORBIDDEN = [(role, action) for role in Role for action in Action if action not in PERMISSIONS[role]]
 PERMITTED = [(role, action) for role in Role for action in Action if action in PERMISSIONS[role]]

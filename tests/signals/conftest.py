@@ -1,0 +1,39 @@
+"""Signal fixtures: a synthetic study with late data entry at site 1003 (4 cuts), its analysis and
+signals; the store fixtures of tests/store (SQLite and PostgreSQL) are reused."""
+
+from __future__ import annotations
+
+import pytest
+
+from synthetic import AnomalySpec, SynthConfig, generate_study
+from rbqm.analysis import analyze_study
+from rbqm.signals import derive_signals
+from tests.store.conftest import (  # noqa: F401  (fixtures)
+    _cheap_password_hashing,
+    backend,
+    people,
+    postgres_base_url,
+    store,
+    store_url,
+)
+
+LATE_SITE = "1003"
+
+
+@pytest.fixture(scope="session")
+def late_study(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("late") / "study"
+    generate_study(SynthConfig(sites=16, subjects=1600, countries=3, seed=5, months=18, cuts=4,
+                               anomalies=(AnomalySpec(type="late_data_entry", magnitude=6.0, sites=(LATE_SITE,),
+                                                      start=0.4),)), folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def late_analysis(late_study):
+    return analyze_study(late_study)
+
+
+@pytest.fixture(scope="session")
+def late_signals(late_analysis):
+    return derive_signals(late_analysis)
