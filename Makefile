@@ -6,13 +6,16 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DATA_DIR ?= data
 DEMO := $(DATA_DIR)/demo
+DEMO_LOGIN := $(DATA_DIR)/demo-login.txt
 PORT ?= 8501
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test test-fast bench venv demo docs clean
+.PHONY: run test test-fast bench venv demo demo-login docs clean
 
-run: $(STAMP) $(DEMO)/dm.parquet
+run: $(STAMP) $(DEMO)/dm.parquet demo-login
 	@echo "Starting the dashboard on http://localhost:$(PORT) (study: $(DEMO)). Stop with Ctrl-C."
+	@if test -s $(DEMO_LOGIN); then echo "Sign in as demo / $$(cat $(DEMO_LOGIN))"; \
+	else echo "Sign in with your rbqm account (the store has accounts but no demo login)."; fi
 	RBQM_DATA_DIR=$(DATA_DIR) $(BIN)/streamlit run dashboard/app.py \
 		--server.address localhost --server.port $(PORT) --server.headless true \
 		--browser.gatherUsageStats false
@@ -37,7 +40,20 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-demo: $(DEMO)/dm.parquet
+demo: $(DEMO)/dm.parquet demo-login
+
+# The demo admin account, for a store without accounts: `rbqm user add` makes it the first admin
+# with a random password kept in $(DEMO_LOGIN) (git-ignored with data/). A store that already has
+# accounts refuses it (only an admin may add accounts there), so it never gets a demo login.
+demo-login: | $(STAMP)
+	@export RBQM_DATA_DIR=$(DATA_DIR); \
+	if ! $(BIN)/rbqm user list --actor demo >/dev/null 2>&1; then \
+		password=$$($(BIN)/python -c "import secrets; print(secrets.token_urlsafe(15))"); \
+		if RBQM_PASSWORD="$$password" $(BIN)/rbqm user add demo --role admin --actor demo \
+			--reason "demo account for make run" >/dev/null 2>&1; then \
+			(umask 077; printf '%s\n' "$$password" > $(DEMO_LOGIN)); echo "Added the demo admin account."; \
+		else rm -f $(DEMO_LOGIN); fi; \
+	fi
 
 $(DEMO)/dm.parquet: | $(STAMP)
 	@echo "No demo study in $(DEMO): generating one (about a minute)."

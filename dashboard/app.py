@@ -1,11 +1,18 @@
 """The rbqm dashboard: run with ``streamlit run dashboard/app.py`` (or ``make run``).
 
-This entrypoint only sets up the page frame and routes to the pages.
+This entrypoint only sets up the page frame, asks who is signing in (``auth.py``) and routes
+to the pages.
 """
 
 import streamlit as st
 
+from auth import account_sidebar, sign_in_page, signed_in  # dashboard/auth.py
+
 st.set_page_config(page_title="rbqm", layout="wide")
+if not signed_in():  # the sign-in form is the only page until someone signs in
+    st.navigation([st.Page(sign_in_page, title="Sign in", url_path="sign-in")], position="hidden").run()
+    st.stop()
+account_sidebar()
 
 st.navigation(
     {
@@ -17,6 +24,7 @@ st.navigation(
             st.Page("pages/kri_explorer.py", title="KRI explorer", icon=":material/scatter_plot:"),
             st.Page("pages/qtl.py", title="Quality tolerance limits", icon=":material/rule:"),
             st.Page("pages/monitoring.py", title="Central monitoring", icon=":material/query_stats:"),
+            st.Page("pages/signals.py", title="Signals and actions", icon=":material/assignment:"),
         ],
     }
 ).run()

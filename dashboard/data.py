@@ -15,16 +15,20 @@ from pathlib import Path
 import polars as pl
 import streamlit as st
 
+from rbqm.actions import plan_visits, suggest_actions
 from rbqm.analysis import Analysis, analyze_study
 from rbqm.errors import RbqmError, StudyFormatError
 from rbqm.io import find_tables
 from rbqm.kri import load_definitions
 from rbqm.qtl import load_qtl_definitions
+from rbqm.signals import derive_signals
+from rbqm.store.signals import SignalInfo
 from rbqm.study import StudySummary, list_cuts, summarize_study
 
 __all__ = ["data_dir", "list_studies", "list_cut_dates", "load_summary", "choose_study", "choose_cut",
            "load_analysis", "load_kri_definitions", "load_qtl_names", "site_heatmap", "kri_results",
-           "kri_bounds", "qtl_table", "csm_findings", "QTL_STATUS_SHOWN"]
+           "kri_bounds", "qtl_table", "csm_findings", "QTL_STATUS_SHOWN", "load_signals", "load_actions",
+           "load_visit_plan", "signal_work_list", "CLOSED_STATUSES"]
 
 _RELOAD_SECONDS = 60
 """How long a folder listing is reused before new studies or cuts show up."""
@@ -242,3 +246,54 @@ def _kri_names() -> pl.DataFrame:
 def _kri_scale(kri_id: str) -> float:
     scales = load_kri_definitions().filter(pl.col("id") == kri_id)["metric_scale"]
     return float(scales[0]) if scales.len() else 1.0
+
+
+# --- Signals and actions ------------------------------------------------------------------------
+
+
+@st.cache_data(show_spinner="Deriving signals…")
+def load_signals(folder: str) -> pl.DataFrame:
+    """Every signal of a study at every cut (``rbqm.signals.derive_signals`` of :func:`load_analysis`)."""
+    return derive_signals(load_analysis(folder))
+
+
+@st.cache_data(show_spinner="Suggesting actions…")
+def load_actions(folder: str) -> pl.DataFrame:
+    """The suggested actions for the signals open at the latest cut (``rbqm.actions.suggest_actions``)."""
+    return suggest_actions(load_analysis(folder), load_signals(folder), study_dir=Path(folder))
+
+
+@st.cache_data(show_spinner=False)
+def load_visit_plan(folder: str) -> pl.DataFrame:
+    """Sites ranked for the next visit or remote review (``rbqm.actions.plan_visits``)."""
+    return plan_visits(load_actions(folder))
+
+
+CLOSED_STATUSES = ("resolved", "closed_no_action")
+"""Workflow statuses that end a signal: such a signal is never overdue."""
+
+_WORKFLOW_SCHEMA = {"signal_id": pl.String, "status": pl.String, "owner": pl.String, "due_date": pl.Date,
+                    "comments": pl.Int64, "last_comment": pl.String, "version": pl.Int64}
+
+
+def signal_work_list(signals: pl.DataFrame, workflow: list[SignalInfo], today: date) -> pl.DataFrame:
+    """The latest cut's signals with their workflow: overdue first, then red, then by signal id.
+
+    ``signals`` is :func:`load_signals`; ``workflow`` the study's ``rbqm.store.signals.list_signals``.
+    A signal not in the store yet has status ``new`` and ``version`` null. ``overdue`` is true when
+    the due date has passed and the status is not one of :data:`CLOSED_STATUSES`.
+    """
+    latest = signals.filter(pl.col("cut_date") == pl.col("cut_date").max())
+    stored = pl.DataFrame(
+        [{"signal_id": s.signal_id, "status": s.status, "owner": s.owner, "due_date": s.due_date,
+          "comments": len(s.comments), "last_comment": s.comments[-1].get("text") if s.comments else None,
+          "version": s.version} for s in workflow],
+        schema=_WORKFLOW_SCHEMA,
+    )
+    return (
+        latest.join(stored, on="signal_id", how="left")
+        .with_columns(status=pl.col("status").fill_null("new"), comments=pl.col("comments").fill_null(0))
+        .with_columns(overdue=pl.col("due_date").is_not_null() & (pl.col("due_date") < today)
+                      & ~pl.col("status").is_in(CLOSED_STATUSES))
+        .sort(["overdue", "severity", "signal_id"], descending=[True, True, False])
+    )

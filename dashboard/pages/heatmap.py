@@ -6,9 +6,11 @@ import streamlit as st
 
 from rbqm.errors import RbqmError
 
+from auth import require_sign_in  # dashboard/auth.py
 from charts import site_heatmap_figure  # dashboard/charts.py
 from data import choose_cut, choose_study, load_analysis, site_heatmap  # dashboard/data.py
 
+require_sign_in()
 st.title("Site risk heatmap")
 st.caption(
     "Each row is a site, ordered by its risk rank (1 = most at risk); each column is a key risk indicator. "

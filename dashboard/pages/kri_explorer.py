@@ -7,9 +7,11 @@ import streamlit as st
 
 from rbqm.errors import RbqmError
 
+from auth import require_sign_in  # dashboard/auth.py
 from charts import funnel_figure, trend_figure  # dashboard/charts.py
 from data import choose_study, kri_bounds, kri_results, load_analysis, load_kri_definitions  # dashboard/data.py
 
+require_sign_in()
 st.title("KRI explorer")
 st.caption(
     "One key risk indicator at the latest data cut. The funnel plot puts each site or country at its "

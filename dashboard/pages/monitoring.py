@@ -6,10 +6,12 @@ import streamlit as st
 
 from rbqm.errors import RbqmError
 
+from auth import require_sign_in  # dashboard/auth.py
 from data import choose_study, csm_findings, load_analysis  # dashboard/data.py
 
 ALL_TESTS = "All tests"
 
+require_sign_in()
 st.title("Central monitoring")
 st.caption(
     "Central statistical monitoring at the latest data cut: each row compares one site with the rest of "

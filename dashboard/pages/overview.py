@@ -9,10 +9,12 @@ import streamlit as st
 from rbqm.errors import RbqmError
 from rbqm.schema import table
 
+from auth import require_sign_in  # dashboard/auth.py
 from data import choose_study, list_cut_dates, load_summary  # dashboard/data.py
 
 LATEST = "latest (full study)"
 
+require_sign_in()
 st.title("Study overview")
 st.caption(
     "The landing page: how big the chosen study is at the chosen data cut. Subjects screened counts "

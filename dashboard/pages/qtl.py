@@ -7,9 +7,11 @@ import streamlit as st
 
 from rbqm.errors import RbqmError
 
+from auth import require_sign_in  # dashboard/auth.py
 from charts import qtl_status_style, qtl_trend_figure  # dashboard/charts.py
 from data import choose_study, load_analysis, qtl_table  # dashboard/data.py
 
+require_sign_in()
 st.title("Quality tolerance limits")
 st.caption(
     "Study-level quality tolerance limits (QTLs) at the latest data cut: each parameter's estimate with "

@@ -22,6 +22,9 @@ REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 APT_TIMEOUT_SECONDS = 600
 SERVER_START_SECONDS = 60
+BROWSER_USER = "monitor"
+BROWSER_PASSWORD = "a long browser-test passphrase"
+"""The account the browser tests sign in with (a central monitor, added to each served store)."""
 
 
 def _load_study_builder() -> ModuleType:
@@ -134,13 +137,28 @@ def generated_dashboard_url(generated_data_dir: Path, tmp_path_factory: pytest.T
     yield from _serve(generated_data_dir, tmp_path_factory)
 
 
+def _store_with_account(folder: Path) -> str:
+    """An SQLite store in ``folder`` with an admin and the :data:`BROWSER_USER` account; its URL."""
+    from rbqm.store import open_store, users
+
+    url = f"sqlite:///{folder / 'rbqm.db'}"
+    store = open_store(url)
+    with store.write() as session:
+        users.add_user(session, "admin", "admin", role="admin", password="an admin passphrase")
+        users.add_user(session, "admin", BROWSER_USER, role="central_monitor", password=BROWSER_PASSWORD)
+    store.close()
+    return url
+
+
 def _serve(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Run ``streamlit run dashboard/app.py`` on ``data_dir``, yield its URL, stop it afterwards."""
+    """Run ``streamlit run dashboard/app.py`` on ``data_dir`` (and a store of its own with
+    :data:`BROWSER_USER`), yield its URL, stop it afterwards."""
     port = _free_port()
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
     env = {
         **os.environ,
         "RBQM_DATA_DIR": str(data_dir),
+        "RBQM_DATABASE_URL": _store_with_account(tmp_path_factory.mktemp("store")),
         # The working tree's rbqm, whether or not the venv has it installed.
         "PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(REPO)) if p),
     }

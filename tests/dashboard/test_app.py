@@ -11,6 +11,7 @@ import plotly.io
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from .conftest import sign_in
 from .study_builder import CUT, EXPECTED, build_study
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
@@ -18,7 +19,7 @@ APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 
 def run_app() -> AppTest:
     """The dashboard after its first run (the default page)."""
-    return AppTest.from_file(str(APP), default_timeout=30).run()
+    return sign_in(AppTest.from_file(str(APP), default_timeout=30)).run()
 
 
 def metrics(at: AppTest) -> dict[str, str]:

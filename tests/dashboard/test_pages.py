@@ -11,21 +11,14 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from rbqm.analysis import analyze_study
-from synthetic import SynthConfig, generate_study
 
+from .conftest import sign_in
 from .test_app import plotted
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
-PAGES = ["pages/overview.py", "pages/heatmap.py", "pages/kri_explorer.py", "pages/qtl.py", "pages/monitoring.py"]
+PAGES = ["pages/overview.py", "pages/heatmap.py", "pages/kri_explorer.py", "pages/qtl.py", "pages/monitoring.py",
+         "pages/signals.py"]
 SIGNAL_PAGES = PAGES[1:]
-
-
-@pytest.fixture(scope="module")
-def generated_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data directory with a 12-site, 3-country study with 2 data cuts as ``demo``."""
-    data = tmp_path_factory.mktemp("pages") / "data"
-    generate_study(SynthConfig(sites=12, subjects=240, countries=3, seed=3, months=12, cuts=2), data / "demo")
-    return data
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +33,8 @@ def demo_dir(generated_data: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return generated_data
 
 
-def open_page(page: str) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=120).run()
+def open_page(page: str, role: str = "admin") -> AppTest:
+    at = sign_in(AppTest.from_file(str(APP), default_timeout=120), role).run()
     return at.switch_page(page).run()
 
 
@@ -151,7 +144,7 @@ def test_empty_data_dir_says_what_to_run_on_every_page(empty_data_dir: Path, pag
 
 
 def test_study_choice_is_kept_across_pages(demo_dir: Path, tmp_path: Path) -> None:
-    at = AppTest.from_file(str(APP), default_timeout=120).run()
+    at = sign_in(AppTest.from_file(str(APP), default_timeout=120)).run()
     at.selectbox(key="study").set_value(str(demo_dir / "demo")).run()
     at.switch_page("pages/qtl.py").run()
     assert at.selectbox(key="study").value == str(demo_dir / "demo")
@@ -170,7 +163,7 @@ def test_unreadable_study_shows_the_error_on_every_page(study_data_dir: Path, pa
     (broken / "dm.csv").write_text(
         "STUDYID,USUBJID,SITEID,COUNTRY,RFICDTC,ARMCD,AGE\nX,X-1,1,FRA,2024-01-01,A,forty\n", encoding="utf-8"
     )
-    at = AppTest.from_file(str(APP), default_timeout=120).run()
+    at = sign_in(AppTest.from_file(str(APP), default_timeout=120)).run()
     at.selectbox(key="study").set_value(str(broken)).run()
     at.switch_page(page).run()
     assert not at.exception
