@@ -38,6 +38,13 @@ class Action(StrEnum):
     AUDIT_VIEW = "audit.view"
     SIGNAL_VIEW = "signal.view"
     SIGNAL_UPDATE = "signal.update"
+    QTL_VIEW = "qtl.view"
+    QTL_SET_LIMIT = "qtl.set_limit"
+    QTL_EVALUATE = "qtl.evaluate"
+    QTL_SIGN_OFF = "qtl.sign_off"
+    RISK_VIEW = "risk.view"
+    RISK_EDIT = "risk.edit"
+    RISK_REVIEW = "risk.review"
 
 
 _EVERYONE = frozenset(Role)
@@ -53,6 +60,13 @@ _WHO: dict[Action, frozenset[Role]] = {
     Action.AUDIT_VIEW: _EVERYONE,
     Action.SIGNAL_VIEW: _EVERYONE,
     Action.SIGNAL_UPDATE: frozenset({Role.ADMIN, Role.QUALITY_LEAD, Role.CENTRAL_MONITOR}),
+    Action.QTL_VIEW: _EVERYONE,
+    Action.QTL_SET_LIMIT: frozenset({Role.ADMIN, Role.QUALITY_LEAD}),
+    Action.QTL_EVALUATE: frozenset({Role.ADMIN, Role.QUALITY_LEAD, Role.CENTRAL_MONITOR}),
+    Action.QTL_SIGN_OFF: frozenset({Role.ADMIN, Role.QUALITY_LEAD}),
+    Action.RISK_VIEW: _EVERYONE,
+    Action.RISK_EDIT: frozenset({Role.ADMIN, Role.QUALITY_LEAD}),
+    Action.RISK_REVIEW: frozenset({Role.ADMIN, Role.QUALITY_LEAD}),
 }
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     role: frozenset(action for action, roles in _WHO.items() if role in roles) for role in Role

@@ -9,19 +9,23 @@ the true study rate exceeds the tolerance limit from a hierarchical model over t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from functools import reduce
 
 import numpy as np
 import polars as pl
 
+from pydantic import ValidationError
+
 from rbqm.derive import AnalysisTables
+from rbqm.errors import DefinitionError
 from rbqm.kri.definition import Count
 from rbqm.qtl._hierarchical import PosteriorPredictive, beta_binomial_predictive, gamma_poisson_predictive
 from rbqm.qtl._proportion import clopper_pearson, one_sided_proportion
 from rbqm.qtl.definition import QtlDefinition
 
-__all__ = ["BETA_BINOMIAL_BOUNDS", "QTL_RESULT_COLUMNS", "QTL_STATUSES", "compute_qtls", "site_counts"]
+__all__ = ["BETA_BINOMIAL_BOUNDS", "QTL_RESULT_COLUMNS", "QTL_STATUSES", "compute_qtls", "site_counts", "with_limits"]
 
 #: Status of a QTL, from best to worst.
 QTL_STATUSES = ("within limits", "secondary limit crossed", "tolerance limit breached")
@@ -162,8 +166,58 @@ def _judge(d: QtlDefinition, sites: pl.DataFrame) -> dict[str, object]:
     }
 
 
+#: The keys of one QTL's limits in ``with_limits`` (and of ``rbqm.store.qtl.stored_limits``).
+LIMIT_KEYS = ("limit", "secondary_limit", "expected_rate", "method")
+
+
+def with_limits(definitions: list[QtlDefinition],
+                limits: Mapping[str, Mapping[str, float | str | None]] | None) -> list[QtlDefinition]:
+    """``definitions`` with a study's own limits: ``{qtl_id: {"limit", "secondary_limit", "expected_rate",
+    "method"}}``; a missing or ``None`` value keeps the library's.
+
+    Each changed definition is validated again (limits increase, a binary QTL's limits are proportions, a
+    method that derives its limits -- one_sided_proportion -- cannot take fixed ones).
+
+    Raises
+    ------
+    DefinitionError
+        Naming the QTL and the mistake; also for a ``qtl_id`` that is not among ``definitions``.
+
+    Examples
+    --------
+    >>> from rbqm.qtl import load_qtl_definitions
+    >>> library = load_qtl_definitions()
+    >>> changed = with_limits(library, {"qtl0001": {"limit": 0.3, "secondary_limit": 0.22}})
+    >>> [(d.id, d.secondary_limit, d.tolerance_limit) for d in changed][:1]
+    [('qtl0001', 0.22, 0.3)]
+    """
+    limits = dict(limits or {})
+    unknown = sorted(set(limits) - {d.id for d in definitions})
+    if unknown:
+        raise DefinitionError(f"limits for unknown QTL {', '.join(unknown)}: the definitions are "
+                              f"{', '.join(d.id for d in definitions)}")
+    out = []
+    for d in definitions:
+        given = {k: v for k, v in limits.get(d.id, {}).items() if v is not None}
+        if not given:
+            out.append(d)
+            continue
+        bad = sorted(set(given) - set(LIMIT_KEYS))
+        if bad:
+            raise DefinitionError(f"limits of {d.id}: unknown key {', '.join(bad)}; use {', '.join(LIMIT_KEYS)}")
+        fields = d.model_dump() | {"tolerance_limit" if k == "limit" else k: v for k, v in given.items()}
+        try:
+            out.append(QtlDefinition.model_validate(fields))
+        except ValidationError as exc:
+            problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+            raise DefinitionError(f"limits of {d.id} ({', '.join(f'{k}={v}' for k, v in given.items())}): "
+                                  f"{problems}") from exc
+    return out
+
+
 def compute_qtls(analysis: AnalysisTables, definitions: list[QtlDefinition], *, study_id: str,
-                 cut_date: date) -> pl.DataFrame:
+                 cut_date: date, limits: Mapping[str, Mapping[str, float | str | None]] | None = None
+                 ) -> pl.DataFrame:
     """Compute every QTL of ``definitions`` for one study at one data cut: one row per QTL.
 
     Parameters
@@ -174,6 +228,9 @@ def compute_qtls(analysis: AnalysisTables, definitions: list[QtlDefinition], *, 
         From :func:`rbqm.qtl.load_qtl_definitions`.
     study_id, cut_date
         Stamped on every row, so results from several studies and cuts can be stacked.
+    limits
+        The study's own limits overriding the definitions' (see :func:`with_limits`), e.g. from
+        ``rbqm.store.qtl.stored_limits``; ``None`` uses the library's.
 
     Returns
     -------
@@ -200,6 +257,7 @@ def compute_qtls(analysis: AnalysisTables, definitions: list[QtlDefinition], *, 
     >>> results.filter(pl.col("qtl_id") == "qtl0002").select("numerator", "denominator", "status").row(0)
     (8.0, 400.0, 'within limits')
     """
+    definitions = with_limits(definitions, limits)
     present = set(analysis.sources)
     missing: dict[str, list[str]] = {d.id: sorted(d.needs - present) for d in definitions}
     lacking = _missing_columns(analysis, [d for d in definitions if not missing[d.id]])

@@ -10,14 +10,14 @@ from datetime import UTC, datetime
 
 from datetime import date
 
-from sqlalchemy import (Boolean, CheckConstraint, Date, DateTime, Integer, MetaData, String, Text, TypeDecorator,
-                        UniqueConstraint)
+from sqlalchemy import (Boolean, CheckConstraint, Date, DateTime, Float, Integer, MetaData, String, Text,
+                        TypeDecorator, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from rbqm.permissions import Role
 
-__all__ = ["Base", "User", "AuditRecord", "AuditHead", "Signal", "SIGNAL_STATUSES", "UTCDateTime", "GENESIS_HASH",
-           "utc_now"]
+__all__ = ["Base", "User", "AuditRecord", "AuditHead", "Signal", "SIGNAL_STATUSES", "QtlLimit", "QtlBreach",
+           "BREACH_STATUSES", "UTCDateTime", "GENESIS_HASH", "utc_now", "Risk", "RiskReview", "RISK_DECISIONS"]
 
 GENESIS_HASH = "0" * 64
 """The ``prev_hash`` of the first audit record."""
@@ -146,3 +146,123 @@ class Signal(Base):
     version: Mapped[int] = mapped_column(Integer)
 
     __mapper_args__ = {"version_id_col": version}
+
+
+class QtlLimit(Base):
+    """A study's own limits for one QTL, overriding the library's (``rbqm.store.qtl.set_limit``).
+
+    One row per study and ``qtl_id``; ``version`` increases with every change. The history of the
+    limits is the audit trail (``qtl.set_limit`` records, old and new values and the rationale).
+    """
+
+    __tablename__ = "qtl_limits"
+    __table_args__ = (UniqueConstraint("study_id", "qtl_id", name="uq_qtl_limits_study_id_qtl_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[str] = mapped_column(String(64))
+    qtl_id: Mapped[str] = mapped_column(String(16))
+    expected_rate: Mapped[float | None] = mapped_column(Float)
+    secondary_limit: Mapped[float] = mapped_column(Float)
+    limit: Mapped[float] = mapped_column(Float)
+    method: Mapped[str | None] = mapped_column(String(32))
+    rationale: Mapped[str] = mapped_column(Text)
+    set_by: Mapped[str] = mapped_column(String(64))
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+BREACH_STATUSES = ("open", "evaluated", "signed_off")
+"""The workflow statuses of a QTL breach evaluation (docs/qtl.md)."""
+_BREACH_STATUSES = ", ".join(f"'{status}'" for status in BREACH_STATUSES)
+
+
+class QtlBreach(Base):
+    """The evaluation of one QTL breach: opened at ``first_cut``, assessed, signed off.
+
+    The evidence at detection (estimate, interval, limits, probability of exceeding) is kept with it.
+    One row per study, ``qtl_id`` and ``first_cut``; ``version`` increases with every change.
+    """
+
+    __tablename__ = "qtl_breaches"
+    __table_args__ = (CheckConstraint(f"status IN ({_BREACH_STATUSES})", name="status"),
+                      UniqueConstraint("study_id", "qtl_id", "first_cut", name="uq_qtl_breaches_study_id_qtl_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[str] = mapped_column(String(64))
+    qtl_id: Mapped[str] = mapped_column(String(16))
+    first_cut: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))
+    method: Mapped[str] = mapped_column(String(32))
+    estimate: Mapped[float] = mapped_column(Float)
+    lower: Mapped[float | None] = mapped_column(Float)
+    upper: Mapped[float | None] = mapped_column(Float)
+    limit: Mapped[float] = mapped_column(Float)
+    secondary_limit: Mapped[float | None] = mapped_column(Float)
+    probability_exceed: Mapped[float | None] = mapped_column(Float)
+    systemic: Mapped[bool | None] = mapped_column(Boolean)
+    root_cause: Mapped[str | None] = mapped_column(Text)
+    capa: Mapped[str | None] = mapped_column(Text)
+    assessed_by: Mapped[str | None] = mapped_column(String(64))
+    assessed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    signed_off_by: Mapped[str | None] = mapped_column(String(64))
+    signed_off_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    opened_by: Mapped[str] = mapped_column(String(64))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+_RISK_RATINGS = "impact BETWEEN 1 AND 3 AND likelihood BETWEEN 1 AND 3 AND detectability BETWEEN 1 AND 3"
+RISK_DECISIONS = ("accepted", "rejected")
+"""The decisions on a risk review proposal (rbqm.store.risks; docs/risk.md)."""
+
+
+class Risk(Base):
+    """One risk of a study's own register (``rbqm.risk.RiskDefinition``; controls and indicators as
+    JSON lists). One row per study and ``risk_id``; ``version`` increases with every change."""
+
+    __tablename__ = "risks"
+    __table_args__ = (CheckConstraint(_RISK_RATINGS, name="ratings"),
+                      UniqueConstraint("study_id", "risk_id", name="uq_risks_study_id_risk_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[str] = mapped_column(String(64))
+    risk_id: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text)
+    impact: Mapped[int] = mapped_column(Integer)
+    likelihood: Mapped[int] = mapped_column(Integer)
+    detectability: Mapped[int] = mapped_column(Integer)
+    rationale: Mapped[str] = mapped_column(Text)
+    controls: Mapped[str] = mapped_column(Text)
+    indicators: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class RiskReview(Base):
+    """The quality lead's decision on one re-scoring proposal: one row per study, risk and cut."""
+
+    __tablename__ = "risk_reviews"
+    __table_args__ = (CheckConstraint("decision IN ('accepted', 'rejected')", name="decision"),
+                      UniqueConstraint("study_id", "risk_id", "cut_date", name="uq_risk_reviews_study_id_risk_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[str] = mapped_column(String(64))
+    risk_id: Mapped[str] = mapped_column(String(16))
+    cut_date: Mapped[date] = mapped_column(Date)
+    likelihood: Mapped[int] = mapped_column(Integer)
+    proposed_likelihood: Mapped[int] = mapped_column(Integer)
+    evidence: Mapped[str] = mapped_column(Text)
+    decision: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    decided_by: Mapped[str] = mapped_column(String(64))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)

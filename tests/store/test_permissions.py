@@ -4,14 +4,18 @@ role is refused by the service function itself, with nothing written."""
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from rbqm.qtl import QTL_RESULT_COLUMNS
 from rbqm.permissions import PERMISSIONS, Action, PermissionDenied, Role, allowed, parse_role, require
 from rbqm.store import StoreError, audit, users
 from rbqm.signals import SIGNAL_COLUMNS
+from rbqm.store import qtl as store_qtl
+from rbqm.store import risks as store_risks
 from rbqm.store import signals as store_signals
 from rbqm.store.audit import check_chain
 from tests.store.conftest import ADMIN, LEAD, MONITOR, PEOPLE, VIEWER, password_of
@@ -31,7 +35,38 @@ CALLS = {
     Action.AUDIT_VIEW: lambda s, actor: audit.verify_chain(s, actor),
     Action.SIGNAL_VIEW: lambda s, actor: store_signals.list_signals(s, actor),
     Action.SIGNAL_UPDATE: lambda s, actor: store_signals.sync_signals(s, actor, pl.DataFrame(schema=SIGNAL_COLUMNS)),
+    Action.QTL_VIEW: lambda s, actor: store_qtl.list_breaches(s, actor, "S1"),
+    Action.QTL_SET_LIMIT: lambda s, actor: store_qtl.set_limit(s, actor, "S1", "qtl0001", limit=0.3,
+                                                               secondary_limit=0.22, rationale="test"),
+    Action.QTL_EVALUATE: lambda s, actor: store_qtl.sync_breaches(s, actor, "S1", pl.DataFrame(
+        schema=QTL_RESULT_COLUMNS)),
+    Action.QTL_SIGN_OFF: lambda s, actor: _sign_off(s, actor),
+    Action.RISK_VIEW: lambda s, actor: store_risks.list_risks(s, actor, "S1"),
+    Action.RISK_EDIT: lambda s, actor: store_risks.import_template(s, actor, "S1"),
+    Action.RISK_REVIEW: lambda s, actor: _decide_risk(s, actor),
 }
+
+
+def _sign_off(session, actor):
+    """The admin opens and evaluates a breach; ``actor`` signs it off (all in the caller's transaction)."""
+    breach = pl.DataFrame([{"study_id": "S1", "cut_date": date(2025, 1, 1), "qtl_id": "qtl0002", "numerator": 9.0,
+                            "denominator": 100.0, "estimate": 0.09, "lower": 0.04, "upper": 0.16, "limit": 0.06,
+                            "secondary_limit": 0.03, "status": "tolerance limit breached",
+                            "probability_exceed": 0.9, "method": "one_sided_proportion", "note": None}],
+                          schema=QTL_RESULT_COLUMNS)
+    (breach_id,) = store_qtl.sync_breaches(session, ADMIN, "S1", breach)
+    store_qtl.evaluate_breach(session, ADMIN, breach_id, systemic=False, root_cause="test", capa="test",
+                              reason="test")
+    return store_qtl.sign_off_breach(session, actor, breach_id, reason="test")
+
+
+def _decide_risk(session, actor):
+    """The admin starts the register from the template; ``actor`` accepts a proposal (caller's transaction)."""
+    store_risks.import_template(session, ADMIN, "S1")
+    return store_risks.decide_proposal(session, actor, "S1", "risk0001", cut_date=date(2025, 1, 1),
+                                       proposed_likelihood=3, evidence="test", accept=True, reason="test")
+
+
 FORBIDDEN = [(role, action) for role in Role for action in Action if action not in PERMISSIONS[role]]
 PERMITTED = [(role, action) for role in Role for action in Action if action in PERMISSIONS[role]]
 
