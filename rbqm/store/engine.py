@@ -109,6 +109,24 @@ class Store:
 
 
 @contextmanager
+def in_session(target: Store | Session, *, write: bool) -> Iterator[Session]:
+    """The caller's open session (so several changes share one transaction), or a new transaction
+    of the store: a write transaction when ``write``, else a read snapshot."""
+    if isinstance(target, Session):
+        yield target
+        return
+    with (target.write() if write else target.read()) as session:
+        yield session
+
+
+def check_version(name: str, stored: int, expected: int | None) -> None:
+    """Optimistic versioning: refuse a change made from a stale read of ``name``."""
+    if expected is not None and stored != expected:
+        raise ConflictError(f"{name} was changed by someone else: you read version {expected}, "
+                            f"the store has version {stored}. Nothing was written; read it again.")
+
+
+@contextmanager
 def _store_errors(url: str) -> Iterator[None]:
     try:
         yield

@@ -15,8 +15,6 @@ transaction; ``expected_version`` works as for accounts and signals. Each functi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import polars as pl
@@ -31,7 +29,7 @@ from rbqm.qtl.definition import QTL_METHODS, QtlDefinition, load_qtl_definitions
 from rbqm.store._auth import authorize
 from rbqm.store.audit import AuditEntry, list_records
 from rbqm.store.audit import record_change
-from rbqm.store.engine import Store
+from rbqm.store.engine import Store, check_version, in_session
 from rbqm.store.errors import ConflictError, NotFoundError, StoreError
 from rbqm.store.models import BREACH_STATUSES, QtlBreach, QtlLimit, utc_now
 
@@ -50,15 +48,6 @@ BREACH_LOG_COLUMNS = {
     "signed_off_at": pl.Datetime("us", "UTC"), "opened_at": pl.Datetime("us", "UTC"), "version": pl.Int64,
 }
 """The columns of :func:`breach_log`: one row per breach evaluation."""
-
-
-@contextmanager
-def _session(target: Store | Session, *, write: bool) -> Iterator[Session]:
-    if isinstance(target, Session):
-        yield target
-        return
-    with (target.write() if write else target.read()) as session:
-        yield session
 
 
 def _required(text: str | None, what: str) -> str:
@@ -117,7 +106,7 @@ def set_limit(store: Store | Session, actor: str, study_id: str, qtl_id: str, *,
                 if (method or library[qtl_id].method) == "one_sided_proportion" else "")
         raise StoreError(f"{study_id}/{qtl_id}: {exc}{hint}") from exc
     name = f"{study_id}/{qtl_id}"
-    with _session(store, write=True) as session:
+    with in_session(store, write=True) as session:
         authorize(session, actor, Action.QTL_SET_LIMIT)
         row = session.scalar(select(QtlLimit).where(QtlLimit.study_id == study_id, QtlLimit.qtl_id == qtl_id)
                              .with_for_update())
@@ -152,7 +141,7 @@ def limit_history(store: Store | Session, actor: str, study_id: str, qtl_id: str
     Each entry has ``old_value`` and ``new_value`` (the limits before and after; ``None`` before the
     first), ``actor``, ``at`` and the rationale in ``reason``.
     """
-    with _session(store, write=False) as session:
+    with in_session(store, write=False) as session:
         authorize(session, actor, Action.QTL_VIEW)
         return list_records(session, actor, object_type="qtl_limit", object_id=f"{study_id}/{qtl_id}")
 
@@ -160,7 +149,7 @@ def limit_history(store: Store | Session, actor: str, study_id: str, qtl_id: str
 def stored_limits(store: Store | Session, study_id: str) -> dict[str, dict[str, Any]]:
     """The study's stored limits: ``{qtl_id: {limit, secondary_limit, expected_rate, method}}``
     (the ``limits`` argument of ``rbqm.qtl.compute_qtls``)."""
-    with _session(store, write=False) as session:
+    with in_session(store, write=False) as session:
         rows = session.scalars(select(QtlLimit).where(QtlLimit.study_id == study_id)).all()
         return {row.qtl_id: _limits_of(row) for row in rows}  # type: ignore[misc]
 
@@ -200,7 +189,7 @@ def sync_breaches(store: Store | Session, actor: str, study_id: str, qtl_frame: 
     """
     frame = qtl_frame.filter(pl.col("study_id") == study_id)
     opened = []
-    with _session(store, write=True) as session:
+    with in_session(store, write=True) as session:
         authorize(session, actor, Action.QTL_EVALUATE)
         for run in _runs(frame):
             qtl_id, cut = run["qtl_id"], run["cut_date"]
@@ -232,9 +221,7 @@ def _breach(session: Session, breach_id: int) -> QtlBreach:
 
 def _change(session: Session, row: QtlBreach, actor: str, action: Action, reason: str,
             expected_version: int | None, changes: dict[str, Any]) -> dict[str, Any]:
-    if expected_version is not None and row.version != expected_version:
-        raise ConflictError(f"QTL breach #{row.id} was changed by someone else: you read version {expected_version}, "
-                            f"the store has version {row.version}. Nothing was written; read it again.")
+    check_version(f"QTL breach #{row.id}", row.version, expected_version)
     old = _evidence(row)
     for key, value in changes.items():
         setattr(row, key, value)
@@ -255,7 +242,7 @@ def evaluate_breach(store: Store | Session, actor: str, breach_id: int, *, syste
     refused."""
     reason = _required(reason, "a reason")
     root_cause, capa = _required(root_cause, "a root cause"), _required(capa, "a corrective and preventive action")
-    with _session(store, write=True) as session:
+    with in_session(store, write=True) as session:
         authorize(session, actor, Action.QTL_EVALUATE)
         row = _breach(session, breach_id)
         if row.status == "signed_off":
@@ -271,7 +258,7 @@ def sign_off_breach(store: Store | Session, actor: str, breach_id: int, *, reaso
 
     Refused while the breach has no evaluation, and once it is signed off."""
     reason = _required(reason, "a reason")
-    with _session(store, write=True) as session:
+    with in_session(store, write=True) as session:
         authorize(session, actor, Action.QTL_SIGN_OFF)
         row = _breach(session, breach_id)
         if row.status != "evaluated":
@@ -288,7 +275,7 @@ def _info(row: QtlBreach) -> dict[str, Any]:
 
 def list_breaches(store: Store | Session, actor: str, study_id: str) -> pl.DataFrame:
     """:func:`breach_log` for an acting user (needs ``qtl.view``)."""
-    with _session(store, write=False) as session:
+    with in_session(store, write=False) as session:
         authorize(session, actor, Action.QTL_VIEW)
         return breach_log(session, study_id)
 
@@ -300,7 +287,7 @@ def breach_log(store: Store | Session, study_id: str) -> pl.DataFrame:
     ``limit``, ``secondary_limit``, ``probability_exceed``, ``method``), the assessment (``systemic``,
     ``root_cause``, ``capa``, ``assessed_by``/``at``) and the sign-off.
     """
-    with _session(store, write=False) as session:
+    with in_session(store, write=False) as session:
         rows = session.scalars(select(QtlBreach).where(QtlBreach.study_id == study_id)
                                .order_by(QtlBreach.first_cut, QtlBreach.qtl_id)).all()
         return pl.DataFrame([_info(row) for row in rows], schema=BREACH_LOG_COLUMNS)

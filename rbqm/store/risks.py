@@ -14,8 +14,6 @@ Every change checks ``rbqm.permissions`` and is recorded with ``record_change`` 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -32,7 +30,7 @@ from rbqm.permissions import Action
 from rbqm.risk import RiskDefinition, RiskRegister, check_risk, known_indicators, load_risk_register
 from rbqm.store._auth import authorize
 from rbqm.store.audit import record_change
-from rbqm.store.engine import Store
+from rbqm.store.engine import Store, check_version, in_session
 from rbqm.store.errors import ConflictError, NotFoundError, StoreError
 from rbqm.store.models import Risk, RiskReview, utc_now
 
@@ -61,15 +59,6 @@ class StoredRisk:
     def to_dict(self) -> dict[str, Any]:
         return {"study_id": self.study_id, **self.risk.model_dump(mode="json"),
                 "updated_at": self.updated_at.isoformat(), "version": self.version}
-
-
-@contextmanager
-def _session(target: Store | Session, *, write: bool) -> Iterator[Session]:
-    if isinstance(target, Session):
-        yield target
-        return
-    with (target.write() if write else target.read()) as session:
-        yield session
 
 
 def _definition(row: Risk) -> RiskDefinition:
@@ -132,7 +121,7 @@ def import_template(store: Store | Session, actor: str, study_id: str, register:
     """
     _require_reason(reason)
     register = register or load_risk_register()
-    with _session(store, write=True) as session:
+    with in_session(store, write=True) as session:
         authorize(session, actor, Action.RISK_EDIT)
         present = set(session.scalars(select(Risk.risk_id).where(Risk.study_id == study_id)))
         added = [risk.id for risk in register.risks if risk.id not in present]
@@ -153,7 +142,7 @@ def add_risk(store: Store | Session, actor: str, study_id: str, risk: RiskDefini
     """
     _require_reason(reason)
     _validate(risk, study_id, library)
-    with _session(store, write=True) as session:
+    with in_session(store, write=True) as session:
         authorize(session, actor, Action.RISK_EDIT)
         return _stored(_insert(session, actor, study_id, risk, reason))
 
@@ -172,13 +161,11 @@ def update_risk(store: Store | Session, actor: str, study_id: str, risk_id: str,
     unknown = sorted(set(changes) - set(EDITABLE))
     if unknown:
         raise StoreError(f"cannot change {', '.join(unknown)}: editable fields are {', '.join(EDITABLE)}")
-    with _session(store, write=True) as session:
+    with in_session(store, write=True) as session:
         authorize(session, actor, Action.RISK_EDIT)
         row = _find(session, study_id, risk_id, lock=True)
         name = f"{study_id}/{risk_id}"
-        if expected_version is not None and row.version != expected_version:
-            raise ConflictError(f"risk {name} was changed by someone else: you read version {expected_version}, "
-                                f"the store has version {row.version}. Nothing was written; read it again.")
+        check_version(f"risk {name}", row.version, expected_version)
         old = _audited(row)
         try:
             new = RiskDefinition.model_validate({**old, **changes})
@@ -204,7 +191,7 @@ def update_risk(store: Store | Session, actor: str, study_id: str, risk_id: str,
 
 def list_risks(store: Store | Session, actor: str, study_id: str) -> list[StoredRisk]:
     """The study's register as stored, in risk id order (needs ``risk.view``)."""
-    with _session(store, write=False) as session:
+    with in_session(store, write=False) as session:
         authorize(session, actor, Action.RISK_VIEW)
         rows = session.scalars(select(Risk).where(Risk.study_id == study_id).order_by(Risk.risk_id))
         return [_stored(row) for row in rows]
@@ -235,13 +222,11 @@ def decide_proposal(store: Store | Session, actor: str, study_id: str, risk_id: 
     _require_reason(reason)
     if proposed_likelihood not in (1, 2, 3):
         raise StoreError(f"proposed likelihood must be 1, 2 or 3; got {proposed_likelihood!r}")
-    with _session(store, write=True) as session:
+    with in_session(store, write=True) as session:
         authorize(session, actor, Action.RISK_REVIEW)
         row = _find(session, study_id, risk_id, lock=True)
         name = f"{study_id}/{risk_id}"
-        if expected_version is not None and row.version != expected_version:
-            raise ConflictError(f"risk {name} was changed by someone else: you read version {expected_version}, "
-                                f"the store has version {row.version}. Nothing was written; read it again.")
+        check_version(f"risk {name}", row.version, expected_version)
         done = session.scalar(select(RiskReview).where(RiskReview.study_id == study_id, RiskReview.risk_id == risk_id,
                                                        RiskReview.cut_date == cut_date))
         if done is not None:
@@ -267,7 +252,7 @@ def decide_proposal(store: Store | Session, actor: str, study_id: str, risk_id: 
 
 def list_decisions(store: Store | Session, actor: str, study_id: str) -> pl.DataFrame:
     """Every decision on a proposal of the study (``DECISION_COLUMNS``), by cut and risk (needs ``risk.view``)."""
-    with _session(store, write=False) as session:
+    with in_session(store, write=False) as session:
         authorize(session, actor, Action.RISK_VIEW)
         rows = session.scalars(select(RiskReview).where(RiskReview.study_id == study_id)
                                .order_by(RiskReview.cut_date, RiskReview.risk_id))

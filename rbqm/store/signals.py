@@ -15,8 +15,6 @@ session (``store.write()`` / ``store.read()``: the caller's transaction, as in `
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -29,7 +27,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from rbqm.permissions import Action
 from rbqm.store._auth import authorize
 from rbqm.store.audit import record_change
-from rbqm.store.engine import Store
+from rbqm.store.engine import Store, check_version, in_session
 from rbqm.store.errors import ConflictError, NotFoundError, StoreError
 from rbqm.store.models import SIGNAL_STATUSES, Signal, User, utc_now
 
@@ -83,16 +81,6 @@ class SyncReport:
     refreshed: tuple[str, ...]
 
 
-@contextmanager
-def _session(target: Store | Session, *, write: bool) -> Iterator[Session]:
-    """The caller's session, or a new transaction of the store."""
-    if isinstance(target, Session):
-        yield target
-        return
-    with (target.write() if write else target.read()) as session:
-        yield session
-
-
 def _audited(row: Signal) -> dict[str, Any]:
     return {"status": row.status, "owner": row.owner, "due_date": row.due_date.isoformat() if row.due_date else None,
             "justification": row.justification, "severity": row.severity, "last_cut": row.last_cut.isoformat()}
@@ -109,7 +97,7 @@ def sync_signals(store: Store | Session, actor: str, derived: pl.DataFrame) -> S
     latest = derived.filter(pl.col("cut_date") == pl.col("cut_date").max().over("study_id"),
                             pl.col("state") != "resolved")
     added, reopened, refreshed = [], [], []
-    with _session(store, write=True) as session:
+    with in_session(store, write=True) as session:
         authorize(session, actor, Action.SIGNAL_UPDATE)
         now = utc_now()
         for row in latest.iter_rows(named=True):  # one ORM object per signal: a few dozen
@@ -162,7 +150,7 @@ def _find(session: Session, signal_id: str, study_id: str | None, *, lock: bool 
 
 def list_signals(store: Store | Session, actor: str, *, study_id: str | None = None) -> list[SignalInfo]:
     """Every signal's workflow (of one study when given), by study and signal id (needs ``signal.view``)."""
-    with _session(store, write=False) as session:
+    with in_session(store, write=False) as session:
         authorize(session, actor, Action.SIGNAL_VIEW)
         query = select(Signal).order_by(Signal.study_id, Signal.signal_id)
         if study_id is not None:
@@ -172,7 +160,7 @@ def list_signals(store: Store | Session, actor: str, *, study_id: str | None = N
 
 def get_signal(store: Store | Session, actor: str, signal_id: str, *, study_id: str | None = None) -> SignalInfo:
     """One signal's workflow (needs ``signal.view``)."""
-    with _session(store, write=False) as session:
+    with in_session(store, write=False) as session:
         authorize(session, actor, Action.SIGNAL_VIEW)
         return SignalInfo.from_row(_find(session, signal_id, study_id))
 
@@ -195,13 +183,11 @@ def update_signal(store: Store | Session, actor: str, signal_id: str, *, reason:
         raise StoreError("a reason is required: it is recorded in the audit trail")
     if status is not None and status not in SIGNAL_STATUSES:
         raise StoreError(f"unknown status {status!r}: choose one of {', '.join(SIGNAL_STATUSES)}")
-    with _session(store, write=True) as session:
+    with in_session(store, write=True) as session:
         authorize(session, actor, Action.SIGNAL_UPDATE)
         row = _find(session, signal_id, study_id, lock=True)
         name = f"{row.study_id}/{row.signal_id}"
-        if expected_version is not None and row.version != expected_version:
-            raise ConflictError(f"signal {name} was changed by someone else: you read version {expected_version}, "
-                                f"the store has version {row.version}. Nothing was written; read it again.")
+        check_version(f"signal {name}", row.version, expected_version)
         if owner is not None and session.scalar(select(User).where(User.username == owner,
                                                                    User.active.is_(True))) is None:
             raise StoreError(f"owner {owner!r} is not an active account of this store (rbqm user list)")
