@@ -4,6 +4,10 @@ This entrypoint only sets up the page frame, asks who is signing in (``auth.py``
 to the pages.
 """
 
+# plotly validates chart data by looking pandas up in sys.modules without the import lock; if the
+# first chart is drawn while another session's thread is still importing pandas, it finds a partially
+# initialised module and fails. Importing it here, under the lock, before any page runs prevents that.
+import pandas  # noqa: F401  (not used by the dashboard itself)
 import streamlit as st
 
 from auth import account_sidebar, sign_in_page, signed_in  # dashboard/auth.py
