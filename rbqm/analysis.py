@@ -8,21 +8,23 @@ statistical monitoring findings (rbqm.csm), for every data cut of the study.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from rbqm.derive import as_of_date, derive_tables
 from rbqm.errors import RbqmError, StudyFormatError
-from rbqm.io import scan_study
+from rbqm.io import find_tables, scan_study
 from rbqm.csm import CSM_COLUMNS, run_csm
 from rbqm.kri import KriResults, add_trend, compute_kris, load_definitions
 from rbqm.qtl import compute_qtls, load_qtl_definitions
 from rbqm.study import list_cuts
 
-__all__ = ["Analysis", "CutAnalysis", "analyze_study", "analyze_cut", "write_analysis", "OUTPUT_TABLES"]
+__all__ = ["Analysis", "CutAnalysis", "analyze_study", "analyze_cut", "study_id_of", "write_analysis", "OUTPUT_TABLES"]
 
 OUTPUT_TABLES = ("results", "bounds", "site_risk", "qtl", "csm")
 
@@ -53,10 +55,10 @@ class CutAnalysis:
 
 
 def analyze_cut(folder: Path, *, as_of: date | None = None, kri_dir: Path | None = None,
-                csm: bool = True) -> CutAnalysis:
+                csm: bool = True, qtl_limits: Mapping[str, Mapping[str, Any]] | None = None) -> CutAnalysis:
     """KRIs, QTLs and (unless ``csm`` is false) central monitoring of one study folder at ``as_of``
     (default: the latest date in its data). ``kri_dir`` replaces the shipped library (kri*.yaml and
-    qtl*.yaml)."""
+    qtl*.yaml); ``qtl_limits`` are the study's own QTL limits (``rbqm.store.qtl.stored_limits``)."""
     tables = scan_study(folder)
     cut = as_of or as_of_date(tables)
     if cut is None:
@@ -69,20 +71,22 @@ def analyze_cut(folder: Path, *, as_of: date | None = None, kri_dir: Path | None
     return CutAnalysis(
         study_id=study_id, cut_date=cut,
         kri=compute_kris(analysis, load_definitions(kri_dir), study_id=study_id, cut_date=cut),
-        qtl=compute_qtls(analysis, load_qtl_definitions(kri_dir), study_id=study_id, cut_date=cut),
+        qtl=compute_qtls(analysis, load_qtl_definitions(kri_dir), study_id=study_id, cut_date=cut,
+                         limits=qtl_limits),
         csm=run_csm(analysis, study_id=study_id, cut_date=cut) if csm else pl.DataFrame(schema=CSM_COLUMNS),
     )
 
 
 def analyze_study(study_dir: Path, *, as_of: date | None = None, kri_dir: Path | None = None,
-                  csm: bool = True) -> Analysis:
+                  csm: bool = True, qtl_limits: Mapping[str, Mapping[str, Any]] | None = None) -> Analysis:
     """KRIs of a study: of every data cut under ``cuts/`` (oldest first) when the study has
     cuts and no ``as_of`` is given, else of the study folder itself; with trends across cuts."""
     study_dir = Path(study_dir)
     folders: list[tuple[Path, date | None]] = [(p, date.fromisoformat(p.name)) for p in list_cuts(study_dir)]
     if as_of is not None or not folders:
         folders = [(study_dir, as_of)]
-    runs = [analyze_cut(folder, as_of=when, kri_dir=kri_dir, csm=csm) for folder, when in folders]
+    runs = [analyze_cut(folder, as_of=when, kri_dir=kri_dir, csm=csm, qtl_limits=qtl_limits)
+            for folder, when in folders]
     stamp = lambda frame, cut: frame.with_columns(cut_date=pl.lit(cut))  # noqa: E731
     bounds = [stamp(r.kri.bounds, r.cut_date) for r in runs if r.kri.bounds.height]
     return Analysis(
@@ -94,6 +98,15 @@ def analyze_study(study_dir: Path, *, as_of: date | None = None, kri_dir: Path |
         qtl=pl.concat([r.qtl for r in runs]),
         csm=pl.concat([r.csm for r in runs]),
     )
+
+
+def study_id_of(study_dir: Path) -> str:
+    """The STUDYID of a study folder (or of its latest data cut when it holds only cuts)."""
+    study_dir = Path(study_dir)
+    cuts = list_cuts(study_dir)
+    folder = cuts[-1] if cuts and "dm" not in find_tables(study_dir) else study_dir
+    ids = scan_study(folder)["dm"].select(pl.col("STUDYID").drop_nulls().unique()).collect().to_series()
+    return ids[0] if len(ids) else folder.name
 
 
 def write_analysis(analysis: Analysis, out_dir: Path) -> list[Path]:

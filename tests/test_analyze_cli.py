@@ -64,3 +64,25 @@ def test_bad_input_exits_2_without_traceback(args, message, study_dir, tmp_path)
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_analyze_uses_the_study_limits_from_the_store(study_dir, tmp_path):
+    """A limit set with rbqm qtl set-limit changes the qtl output of rbqm analyze --db."""
+    from rbqm.analysis import study_id_of
+    from rbqm.store import open_store
+    from rbqm.store import qtl as store_qtl
+    from rbqm.store import users
+
+    db = f"sqlite:///{tmp_path / 'rbqm.db'}"
+    store = open_store(db)
+    with store.write() as session:
+        users.add_user(session, "root", "lead", role="admin", password="a long passphrase here")
+    study_id = study_id_of(study_dir)
+    store_qtl.set_limit(store, "lead", study_id, "qtl0008", limit=0.5, secondary_limit=0.4,
+                        rationale="test: a very lenient limit")
+    store.close()
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["analyze", str(study_dir), "--out", str(out), "--no-csm", "--db", db])
+    assert result.exit_code == 0, result.output
+    qtl = pl.read_parquet(out / "qtl.parquet").filter(pl.col("qtl_id") == "qtl0008")
+    assert qtl["limit"].unique().to_list() == [0.5]

@@ -18,9 +18,11 @@ def analyze_command(
     as_of: Annotated[str | None, typer.Option(help="Analyse the study folder at this date only (ISO 8601).")] = None,
     kri_dir: Annotated[Path | None, typer.Option(help="A folder of KRI and QTL definitions instead of the shipped library.")] = None,
     csm: Annotated[bool, typer.Option("--csm/--no-csm", help="Run central statistical monitoring too.")] = True,
+    db: Annotated[str | None, typer.Option("--db", metavar="URL",
+                                           help="Use the study's QTL limits from this store (rbqm qtl set-limit).")] = None,
 ) -> None:
     """KRIs per site and country, QTLs and central statistical monitoring, at every data cut."""
-    from rbqm.analysis import analyze_study, write_analysis
+    from rbqm.analysis import analyze_study, study_id_of, write_analysis
     from rbqm.errors import RbqmError
 
     with user_errors():
@@ -28,7 +30,14 @@ def analyze_command(
             cut = date.fromisoformat(as_of) if as_of else None
         except ValueError as exc:
             raise RbqmError(f"--as-of must be an ISO 8601 date such as 2025-06-30, got {as_of!r}") from exc
-        analysis = analyze_study(study_dir, as_of=cut, kri_dir=kri_dir, csm=csm)
+        limits = None
+        if db is not None:
+            from rbqm.cli.user import open_cli_store
+            from rbqm.store.qtl import stored_limits
+
+            with open_cli_store(db) as store:
+                limits = stored_limits(store, study_id_of(study_dir)) or None
+        analysis = analyze_study(study_dir, as_of=cut, kri_dir=kri_dir, csm=csm, qtl_limits=limits)
         write_analysis(analysis, out)
     latest = analysis.results.filter(analysis.results["cut_date"] == analysis.cut_dates[-1])
     site = latest.filter(latest["level"] == "site")
