@@ -17,7 +17,7 @@ CHROMIUM_ARGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-WAIT_MS = 30_000
+WAIT_MS = 90_000  # generous: the first visit to an analysis page computes every cut
 VIEWPORT = {"width": 1400, "height": 900}
 
 
@@ -44,12 +44,16 @@ def sign_in(page: Page, password: str = BROWSER_PASSWORD) -> None:
 
 
 def show_whole_page(page: Page) -> None:
-    """Make the viewport as tall as the page: Streamlit scrolls inside ``stMain``, not the document."""
+    """Make the viewport as tall as the page, for the screenshot: Streamlit scrolls inside ``stMain``,
+    not the document. Content still rendering can grow the page, so grow the viewport until it fits
+    (a few rounds; the screenshot is taken either way)."""
     main = page.get_by_test_id("stMain")
-    height = main.evaluate("main => main.scrollHeight")
-    page.set_viewport_size({"width": VIEWPORT["width"], "height": max(height, VIEWPORT["height"])})
-    fits = "main => main.scrollHeight <= main.clientHeight"
-    page.wait_for_function(f"({fits})(document.querySelector('[data-testid=stMain]'))", timeout=WAIT_MS)
+    for _ in range(10):
+        height = main.evaluate("main => main.scrollHeight")
+        page.set_viewport_size({"width": VIEWPORT["width"], "height": max(height, VIEWPORT["height"])})
+        page.wait_for_timeout(500)
+        if main.evaluate("main => main.scrollHeight <= main.clientHeight"):
+            return
 
 
 def test_overview_renders_in_a_browser(page: Page, tiny_study_counts: dict[str, int | str]) -> None:
