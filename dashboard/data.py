@@ -297,3 +297,12 @@ def signal_work_list(signals: pl.DataFrame, workflow: list[SignalInfo], today: d
                       & ~pl.col("status").is_in(CLOSED_STATUSES))
         .sort(["overdue", "severity", "signal_id"], descending=[True, True, False])
     )
+
+
+def analysis_or_stop(study: str) -> Analysis:
+    """The study's analysis, or the error shown on the page and the page stopped (never a traceback)."""
+    try:
+        return load_analysis(study)
+    except RbqmError as exc:
+        st.error(str(exc))
+        st.stop()

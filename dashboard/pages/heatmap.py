@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from rbqm.errors import RbqmError
 
 from auth import require_sign_in  # dashboard/auth.py
 from charts import site_heatmap_figure  # dashboard/charts.py
-from data import choose_cut, choose_study, load_analysis, site_heatmap  # dashboard/data.py
+from data import choose_cut, choose_study, analysis_or_stop, site_heatmap  # dashboard/data.py
 
 require_sign_in()
 st.title("Site risk heatmap")
@@ -21,11 +20,7 @@ st.caption(
 )
 
 study = choose_study()
-try:
-    analysis = load_analysis(study)
-except RbqmError as exc:
-    st.error(str(exc))
-    st.stop()
+analysis = analysis_or_stop(study)
 
 filters = st.columns(2)
 with filters[0]:

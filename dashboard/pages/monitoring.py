@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from rbqm.errors import RbqmError
 
 from auth import require_sign_in  # dashboard/auth.py
-from data import choose_study, csm_findings, load_analysis  # dashboard/data.py
+from data import choose_study, csm_findings, analysis_or_stop  # dashboard/data.py
 
 ALL_TESTS = "All tests"
 
@@ -21,11 +20,7 @@ st.caption(
 )
 
 study = choose_study()
-try:
-    analysis = load_analysis(study)
-except RbqmError as exc:
-    st.error(str(exc))
-    st.stop()
+analysis = analysis_or_stop(study)
 
 if analysis.csm.is_empty():
     st.info("No central monitoring test could run on this study (they need ae and sv, or vs or lb).")

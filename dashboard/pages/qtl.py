@@ -5,11 +5,10 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from rbqm.errors import RbqmError
 
 from auth import require_sign_in  # dashboard/auth.py
 from charts import qtl_status_style, qtl_trend_figure  # dashboard/charts.py
-from data import choose_study, load_analysis, qtl_table  # dashboard/data.py
+from data import choose_study, analysis_or_stop, qtl_table  # dashboard/data.py
 
 require_sign_in()
 st.title("Quality tolerance limits")
@@ -21,11 +20,7 @@ st.caption(
 )
 
 study = choose_study()
-try:
-    analysis = load_analysis(study)
-except RbqmError as exc:
-    st.error(str(exc))
-    st.stop()
+analysis = analysis_or_stop(study)
 
 if analysis.qtl.is_empty():
     st.info("No QTL could be computed for this study (it lacks the tables the QTLs need).")
