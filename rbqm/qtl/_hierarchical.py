@@ -20,6 +20,7 @@ from scipy.optimize import brentq
 from scipy.special import betainc, gammainc, gammaln
 
 from rbqm.errors import RbqmError
+from rbqm.qtl._input import vector
 from rbqm.stats._frame import check_number
 
 __all__ = ["PosteriorPredictive", "beta_binomial_predictive", "gamma_poisson_predictive"]
@@ -31,19 +32,7 @@ _ZOOM_ROUNDS = 4
 
 
 def _as_array(values: object, name: str, caller: str) -> np.ndarray:
-    if isinstance(values, pl.Series):
-        if values.null_count():
-            raise RbqmError(f"The {name!r} parameter of {caller} must not hold nulls; "
-                            f"got {values.null_count()} null(s) instead.")
-        values = values.to_numpy()
-    try:
-        out = np.asarray(values, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise RbqmError(f"The {name!r} parameter of {caller} must be a sequence of numbers; "
-                        f"got {type(values).__name__} instead.") from exc
-    if out.ndim != 1 or out.size == 0:
-        raise RbqmError(f"The {name!r} parameter of {caller} must be a non-empty 1-D sequence (one value per "
-                        f"site); got shape {out.shape} instead.")
+    out = vector(values, name, caller, what="value per site")
     bad = np.flatnonzero(~np.isfinite(out) | (out < 0))
     if bad.size:
         raise RbqmError(f"The {name!r} parameter of {caller} must hold finite numbers >= 0; "

@@ -9,6 +9,7 @@ import polars as pl
 from scipy.stats import binom
 
 from rbqm.errors import RbqmError
+from rbqm.qtl._input import vector
 from rbqm.stats._frame import check_number
 
 __all__ = ["OE_STATUSES", "observed_minus_expected"]
@@ -19,19 +20,7 @@ OE_STATUSES = ("within", "warning", "action")
 
 def _outcomes(events: object, caller: str) -> np.ndarray:
     """The 0/1 outcomes as a 1-D float array (no nulls, nothing but 0 and 1)."""
-    if isinstance(events, pl.Series):
-        if events.null_count():
-            raise RbqmError(f"The 'events' parameter of {caller} must not hold nulls; "
-                            f"got {events.null_count()} null(s) instead.")
-        events = events.to_numpy()
-    try:
-        values = np.asarray(events, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise RbqmError(f"The 'events' parameter of {caller} must be a sequence of 0/1 outcomes; "
-                        f"got {type(events).__name__} instead.") from exc
-    if values.ndim != 1 or values.size == 0:
-        raise RbqmError(f"The 'events' parameter of {caller} must be a non-empty 1-D sequence of 0/1 outcomes; "
-                        f"got shape {values.shape} instead.")
+    values = vector(events, "events", caller, what="0/1 outcome per subject")
     bad = np.flatnonzero((values != 0) & (values != 1))
     if bad.size:
         raise RbqmError(f"The 'events' parameter of {caller} must hold only 0 and 1 (or booleans); "
