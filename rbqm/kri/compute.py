@@ -159,8 +159,7 @@ def _one(analysis: AnalysisTables, d: KriDefinition, level: str, tables_present:
                             min_on=d.minimum.applies_to)
     below = {"numerator": pl.col("numerator"), "denominator": pl.col("denominator"),
              "difference": pl.col("denominator") - pl.col("numerator")}[d.minimum.applies_to] < d.minimum.count
-    scored = scored.with_columns(
-        score=pl.when(below).then(None).otherwise("score"),
+    scored = scored.with_columns(  # flag() has already emptied score and flag below the minimum
         note=pl.when(pl.col("denominator") == 0).then(pl.lit("no data"))
         .when(below).then(pl.lit(f"too few to score ({d.minimum.applies_to} below {d.minimum.count:g})")),
     )
