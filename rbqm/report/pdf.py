@@ -1,0 +1,348 @@
+"""The oversight report as a PDF (fpdf2): the same sections and tables as the HTML page.
+
+A4 landscape; each page has the study, the cut and the title in its header and the page number and
+generation time in its footer. fpdf2's built-in fonts hold Latin-1 only, so text is reduced to it
+(:func:`latin1`), and the flag symbols are drawn with the built-in ZapfDingbats font: a coloured
+cell always carries its triangles, as in the dashboard.
+"""
+
+from __future__ import annotations
+
+from fpdf import FPDF
+from fpdf.fonts import FontFace
+
+from rbqm.report.layout import (
+    Bars,
+    Cell,
+    Figures,
+    Heatmap,
+    Section,
+    Table,
+    Text,
+    header_lines,
+    layout_report,
+)
+from rbqm.report.model import OversightReport
+from rbqm.report.palette import FLAG_COLOURS, FLAG_LABELS, NOT_SCORED_COLOUR, text_colour
+
+__all__ = ["render_pdf", "latin1"]
+
+_DINGBATS = {-2: "tt", -1: "t", 0: "", 1: "s", 2: "ss"}
+"""Flag -> ZapfDingbats text: ``s`` is a triangle pointing up, ``t`` one pointing down."""
+_REPLACE = str.maketrans({"–": "-", "—": "-", "≥": ">=", "≤": "<=", "•": "-", "’": "'", "‘": "'", "“": '"',
+                          "”": '"', "…": "...", "▲": "^", "▼": "v", "→": "->", "≠": "!="})
+_ACCENT = (31, 78, 121)
+_MUTED = (95, 99, 104)
+_RULE = (208, 212, 217)
+_BAND = (243, 245, 247)
+_BODY_PT = 8.5
+_TABLE_PT = 7.5
+
+
+def latin1(text: str) -> str:
+    """``text`` reduced to Latin-1 (what the built-in PDF fonts can show): dashes, quotes and arrows
+    become their ASCII look-alikes, anything else unknown a question mark.
+
+    Examples
+    --------
+    >>> latin1("q < 0.05 – “red” ≥ 2 ▲ 中")
+    'q < 0.05 - "red" >= 2 ^ ?'
+    """
+    return text.translate(_REPLACE).encode("latin-1", errors="replace").decode("latin-1")
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    colour = colour.lstrip("#")
+    return int(colour[0:2], 16), int(colour[2:4], 16), int(colour[4:6], 16)
+
+
+class _ReportPdf(FPDF):
+    """FPDF with the report's running header and footer."""
+
+    def __init__(self, title: str, subtitle: str) -> None:
+        super().__init__(orientation="L", unit="mm", format="A4")
+        self.report_title, self.report_subtitle = latin1(title), latin1(subtitle)
+        self.set_margins(12, 16, 12)
+        self.set_auto_page_break(auto=True, margin=14)
+        self.set_title(self.report_title)
+        self.set_author("rbqm")
+        self.set_creator("rbqm")
+
+    def header(self) -> None:
+        self.set_font("helvetica", "", 7.5)
+        self.set_text_color(*_MUTED)
+        self.set_xy(self.l_margin, 7)
+        self.cell(self.epw / 2, 4, self.report_title, align="L")
+        self.cell(self.epw / 2, 4, self.report_subtitle.split(". Generated")[0], align="R")
+        self.set_draw_color(*_RULE)
+        self.line(self.l_margin, 11.5, self.w - self.r_margin, 11.5)
+        self.set_text_color(0, 0, 0)
+        self.set_y(self.t_margin)
+
+    def footer(self) -> None:
+        self.set_y(-10)
+        self.set_font("helvetica", "", 7.5)
+        self.set_text_color(*_MUTED)
+        generated = self.report_subtitle.split(". ")[-1]
+        self.cell(self.epw / 2, 4, generated, align="L")
+        self.cell(self.epw / 2, 4, f"Page {self.page_no()} of {{nb}}", align="R")
+        self.set_text_color(0, 0, 0)
+
+
+def _space_left(pdf: FPDF) -> float:
+    return pdf.h - pdf.b_margin - pdf.get_y()
+
+
+def _heading(pdf: FPDF, section: Section) -> None:
+    if _space_left(pdf) < 45 or section.key in ("heatmap", "methods"):
+        pdf.add_page()
+    pdf.start_section(latin1(section.title))
+    pdf.set_font("helvetica", "B", 14)
+    pdf.set_text_color(*_ACCENT)
+    pdf.cell(0, 8, latin1(section.title), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_draw_color(*_ACCENT)
+    pdf.set_line_width(0.5)
+    pdf.line(pdf.l_margin, pdf.get_y(), pdf.w - pdf.r_margin, pdf.get_y())
+    pdf.set_line_width(0.2)
+    pdf.ln(1.5)
+    pdf.set_font("helvetica", "", _BODY_PT)
+    pdf.set_text_color(*_MUTED)
+    pdf.multi_cell(0, 4.2, latin1(section.intro), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_text_color(0, 0, 0)
+    pdf.ln(2)
+
+
+def _text(pdf: FPDF, block: Text) -> None:
+    if block.kind == "heading":
+        pdf.set_font("helvetica", "B", 10)
+    else:
+        pdf.set_font("helvetica", "I" if block.kind == "note" else "", _BODY_PT)
+        pdf.set_text_color(*(_MUTED if block.kind == "note" else (0, 0, 0)))
+    pdf.multi_cell(0, 4.2, latin1(block.text), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_text_color(0, 0, 0)
+    pdf.ln(2)
+
+
+def _figures(pdf: FPDF, block: Figures) -> None:
+    per_row = min(len(block.items), 6)
+    gap = 3
+    width = (pdf.epw - gap * (per_row - 1)) / per_row
+    height = 18
+    for start in range(0, len(block.items), per_row):
+        if _space_left(pdf) < height + 2:
+            pdf.add_page()
+        y = pdf.get_y()
+        for i, (label, value, detail) in enumerate(block.items[start:start + per_row]):
+            x = pdf.l_margin + i * (width + gap)
+            pdf.set_draw_color(*_RULE)
+            pdf.rect(x, y, width, height)
+            pdf.set_xy(x + 2, y + 1.5)
+            pdf.set_font("helvetica", "", 6.5)
+            pdf.set_text_color(*_MUTED)
+            pdf.cell(width - 4, 3, latin1(label.upper()))
+            pdf.set_xy(x + 2, y + 4.8)
+            pdf.set_font("helvetica", "B", 12.5)
+            pdf.set_text_color(0, 0, 0)
+            pdf.cell(width - 4, 6, latin1(value))
+            pdf.set_xy(x + 2, y + 11)
+            pdf.set_font("helvetica", "", 6.5)
+            pdf.set_text_color(*_MUTED)
+            pdf.multi_cell(width - 4, 2.9, latin1(detail), max_line_height=2.9)
+        pdf.set_text_color(0, 0, 0)
+        pdf.set_xy(pdf.l_margin, y + height + 3)
+
+
+def _table(pdf: FPDF, block: Table) -> None:
+    if block.title:
+        if _space_left(pdf) < 25:
+            pdf.add_page()
+        pdf.set_font("helvetica", "B", 10)
+        pdf.cell(0, 6, latin1(block.title), new_x="LMARGIN", new_y="NEXT")
+    if not block.rows:
+        _text(pdf, Text(block.empty, "note"))
+        return
+    # a flagged column gets a narrow column before it for the symbol (ZapfDingbats)
+    flagged = [any(row[i].flag is not None for row in block.rows) for i in range(len(block.columns))]
+    total = sum(block.widths)
+    mark_w = 7.0
+    text_w = pdf.epw - mark_w * sum(flagged)
+    widths: list[float] = []
+    for i, width in enumerate(block.widths):
+        if flagged[i]:
+            widths.append(mark_w)
+        widths.append(text_w * width / total)
+    pdf.set_font("helvetica", "", _TABLE_PT)
+    headings = FontFace(emphasis="BOLD", fill_color=_BAND, color=(0, 0, 0))
+    pdf.set_fill_color(255, 255, 255)
+    pdf.set_draw_color(*_RULE)
+    with pdf.table(col_widths=widths, width=pdf.epw, text_align="LEFT", v_align="TOP", line_height=3.4,
+                   headings_style=headings, borders_layout="HORIZONTAL_LINES", padding=(0.9, 1.1),
+                   cell_fill_color=(248, 249, 251), cell_fill_mode="ROWS", repeat_headings=1) as table:
+        head = table.row()
+        for i, column in enumerate(block.columns):
+            if flagged[i]:
+                head.cell("")
+            head.cell(latin1(column))
+        for cells in block.rows:
+            row = table.row()
+            for i, cell in enumerate(cells):
+                _flag_cells(row, cell, flagged[i])
+    if block.more:
+        pdf.set_font("helvetica", "I", 7)
+        pdf.set_text_color(*_MUTED)
+        pdf.cell(0, 4.5, latin1(block.more), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_text_color(0, 0, 0)
+    pdf.ln(3)
+
+
+def _flag_cells(row, cell: Cell, flagged_column: bool) -> None:
+    if cell.flag is None:
+        if flagged_column:
+            row.cell("")
+        row.cell(latin1(cell.text))
+        return
+    fill = _rgb(FLAG_COLOURS[cell.flag])
+    ink = _rgb(text_colour(FLAG_COLOURS[cell.flag]))
+    row.cell(_DINGBATS[cell.flag], style=FontFace(family="zapfdingbats", fill_color=fill, color=ink, size_pt=5.5))
+    row.cell(latin1(cell.text), style=FontFace(emphasis="BOLD", fill_color=fill, color=ink))
+
+
+def _bars(pdf: FPDF, block: Bars) -> None:
+    if not block.rows:
+        return
+    row_h, label_w, bar_w = 6.0, 22.0, 150.0
+    needed = 8 + row_h * len(block.rows) + 4
+    if _space_left(pdf) < needed:
+        pdf.add_page()
+    pdf.set_font("helvetica", "B", 10)
+    pdf.cell(0, 6, latin1(block.title), new_x="LMARGIN", new_y="NEXT")
+    top = max(max(value, target or 0) for _, value, target in block.rows) or 1
+    y0 = pdf.get_y() + 1
+    x0 = pdf.l_margin + label_w
+    pdf.set_font("helvetica", "", 7.5)
+    for i, (label, value, target) in enumerate(block.rows):
+        y = y0 + i * row_h
+        pdf.set_xy(pdf.l_margin, y)
+        pdf.cell(label_w - 2, 4.5, latin1(label), align="R")
+        if target:
+            pdf.set_draw_color(*_ACCENT)
+            pdf.set_dash_pattern(dash=1, gap=0.6)
+            pdf.rect(x0, y, bar_w * target / top, 4.5)
+            pdf.set_dash_pattern()
+        pdf.set_fill_color(*_ACCENT)
+        pdf.rect(x0, y + 1.2, max(bar_w * value / top, 0.2), 2.1, style="F")
+        words = f"{value:,}" + (f" of {target:,} planned ({100 * value / target:.0f}%)" if target else " enrolled")
+        pdf.set_xy(x0 + bar_w * max(value, target or 0) / top + 2, y)
+        pdf.cell(60, 4.5, latin1(words))
+    pdf.set_xy(pdf.l_margin, y0 + row_h * len(block.rows) + 3)
+
+
+def _heatmap_header(pdf: FPDF, block: Heatmap, x0: float, col_w: float, head_h: float) -> None:
+    y = pdf.get_y()
+    pdf.set_font("helvetica", "", 6)
+    max_chars = int(head_h / 1.25)
+    for j, (kri, name) in enumerate(block.kris):
+        label = latin1(f"{kri} {name}")
+        label = label if len(label) <= max_chars else label[:max_chars - 3] + "..."
+        x = x0 + j * col_w + col_w / 2 + 1
+        with pdf.rotation(90, x, y + head_h - 1):
+            pdf.text(x, y + head_h - 1, label)
+    pdf.set_y(y + head_h)
+
+
+def _heatmap(pdf: FPDF, block: Heatmap) -> None:
+    site_w = 18.0
+    col_w = min(9.0, (pdf.epw - site_w) / max(len(block.kris), 1))
+    row_h, head_h = 4.4, 38.0
+    x0 = pdf.l_margin + site_w
+    _legend(pdf)
+    if _space_left(pdf) < head_h + 5 * row_h:
+        pdf.add_page()
+    _heatmap_header(pdf, block, x0, col_w, head_h)
+    pdf.set_draw_color(255, 255, 255)
+    pdf.set_line_width(0.4)
+    for site, rank in block.sites:
+        if _space_left(pdf) < row_h:
+            pdf.add_page()
+            _heatmap_header(pdf, block, x0, col_w, head_h)
+            pdf.set_draw_color(255, 255, 255)
+        y = pdf.get_y()
+        pdf.set_font("helvetica", "", 6.5)
+        pdf.set_xy(pdf.l_margin, y)
+        pdf.cell(site_w - 1.5, row_h, latin1(f"{rank}. {site}" if rank is not None else site), align="R")
+        for j, (kri, _) in enumerate(block.kris):
+            flag = block.flags.get((site, kri))
+            x = x0 + j * col_w
+            colour = NOT_SCORED_COLOUR if flag is None else FLAG_COLOURS[flag]
+            pdf.set_fill_color(*_rgb(colour))
+            pdf.rect(x, y, col_w, row_h, style="DF")
+            pdf.set_xy(x, y)
+            pdf.set_text_color(*_rgb(text_colour(colour)))
+            if flag is None:
+                pdf.set_font("helvetica", "B", 7)
+                pdf.cell(col_w, row_h, "\u00b7", align="C")
+            elif flag:
+                pdf.set_font("zapfdingbats", "", 5.5)
+                pdf.cell(col_w, row_h, _DINGBATS[flag], align="C")
+        pdf.set_text_color(0, 0, 0)
+        pdf.set_xy(pdf.l_margin, y + row_h)
+    pdf.set_line_width(0.2)
+    if block.more:
+        pdf.set_font("helvetica", "I", 7)
+        pdf.set_text_color(*_MUTED)
+        pdf.cell(0, 5, latin1(block.more), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_text_color(0, 0, 0)
+
+
+def _legend(pdf: FPDF) -> None:
+    y = pdf.get_y()
+    x = pdf.l_margin
+    entries = [(f, FLAG_COLOURS[f], FLAG_LABELS[f]) for f in (2, 1, 0, -1, -2)] + [(None, NOT_SCORED_COLOUR, "not scored")]
+    pdf.set_draw_color(*_RULE)
+    for flag, colour, label in entries:
+        pdf.set_fill_color(*_rgb(colour))
+        pdf.rect(x, y, 8, 4.4, style="DF")
+        pdf.set_xy(x, y)
+        pdf.set_text_color(*_rgb(text_colour(colour)))
+        if flag is None:
+            pdf.set_font("helvetica", "B", 7)
+            pdf.cell(8, 4.4, "\u00b7", align="C")
+        elif flag:
+            pdf.set_font("zapfdingbats", "", 5.5)
+            pdf.cell(8, 4.4, _DINGBATS[flag], align="C")
+        pdf.set_text_color(0, 0, 0)
+        pdf.set_font("helvetica", "", 7.5)
+        pdf.set_xy(x + 9, y)
+        pdf.cell(28, 4.4, latin1(label))
+        x += 38
+    pdf.set_xy(pdf.l_margin, y + 7)
+
+
+_BLOCKS = {Table: _table, Figures: _figures, Heatmap: _heatmap, Bars: _bars, Text: _text}
+
+
+def render_pdf(report: OversightReport) -> bytes:
+    """The report as PDF bytes (A4 landscape, page numbers, study and cut in every page's header).
+
+    Examples
+    --------
+    >>> latin1("▲▲ red")
+    '^^ red'
+    """
+    title, subtitle = header_lines(report)
+    pdf = _ReportPdf(title, subtitle)
+    pdf.alias_nb_pages()
+    pdf.add_page()
+    pdf.set_font("helvetica", "B", 20)
+    pdf.set_text_color(*_ACCENT)
+    pdf.cell(0, 10, latin1(title), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("helvetica", "", 9.5)
+    pdf.set_text_color(*_MUTED)
+    pdf.multi_cell(0, 5, latin1(subtitle), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_text_color(0, 0, 0)
+    pdf.ln(3)
+    for section in layout_report(report):
+        _heading(pdf, section)
+        for block in section.blocks:
+            _BLOCKS[type(block)](pdf, block)
+    return bytes(pdf.output())
