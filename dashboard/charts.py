@@ -6,11 +6,16 @@ its own text symbol or marker shape, so colour is never the only cue.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import plotly.graph_objects as go
 import polars as pl
 
 __all__ = ["FLAG_COLOURS", "FLAG_SYMBOLS", "FLAG_MARKERS", "FLAG_LABELS", "site_heatmap_figure",
-           "funnel_figure", "trend_figure", "qtl_trend_figure", "QTL_STATUS_STYLES", "qtl_status_style"]
+           "selected_site", "HEATMAP_SCORES",
+           "funnel_figure", "trend_figure", "qtl_trend_figure", "QTL_STATUS_STYLES", "qtl_status_style",
+           "qtl_probability_figure", "qtl_oe_figure"]
 
 FLAG_COLOURS = {-2: "#2166ac", -1: "#92c5de", 0: "#f7f7f7", 1: "#f4a582", 2: "#b2182b"}
 """Flag -> colour: blue below the others, red above, darker when red-flagged (RdBu, 5 classes)."""
@@ -52,8 +57,19 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}g}"
 
 
+HEATMAP_SCORES = {"risk_score": "Risk score", "dis": "Data inconsistency"}
+"""Site-level scores shown as extra heatmap columns, when the site risk table has them: column -> label."""
+_SCORE_COLOURSCALE = [(0.0, "#f2f0f7"), (1.0, "#54278f")]
+"""Purples (ColorBrewer): a sequential scale that cannot be mistaken for the flags' red-blue one."""
+
+
 def site_heatmap_figure(cells: pl.DataFrame, risk: pl.DataFrame) -> go.Figure:
-    """Sites (rows, by risk rank, rank 1 on top) x KRIs (columns), coloured and marked by flag."""
+    """Sites (rows, in the order of ``risk``) x KRIs (columns), coloured and marked by flag, then the
+    site's scores of :data:`HEATMAP_SCORES` that ``risk`` has (shaded by value, the number written in).
+
+    Clicking a cell selects the site: an invisible marker sits on every cell (heatmap traces report no
+    selection to Streamlit), carrying the site id as ``customdata``; see :func:`selected_site`.
+    """
     sites = risk["site_id"].to_list()
     kris = cells.select("kri_id", "name").unique().sort("kri_id")
     kri_ids = kris["kri_id"].to_list()
@@ -81,19 +97,54 @@ def site_heatmap_figure(cells: pl.DataFrame, risk: pl.DataFrame) -> go.Figure:
         hover.append(hover_row)
     figure = go.Figure(
         go.Heatmap(
-            z=z, x=kri_ids, y=sites, text=text, texttemplate="%{text}", textfont={"size": 13},
-            hovertext=hover, hovertemplate="%{hovertext}<extra></extra>",
+            z=z, x=kri_ids, y=sites, text=text, texttemplate="%{text}", textfont={"size": 13}, hoverinfo="skip",
             colorscale=_flag_colourscale(), zmin=-2.5, zmax=2.5, xgap=2, ygap=2,
             colorbar={"title": {"text": "Flag"}, "tickvals": [-2, -1, 0, 1, 2],
                       "ticktext": [f"{FLAG_SYMBOLS[f] or '–'} {f:+d}" if f else "0" for f in range(-2, 3)]},
         )
     )
-    figure.update_xaxes(type="category", side="top", tickangle=-45, title=None,
-                        tickvals=kri_ids, ticktext=kris["name"].fill_null("").to_list())
-    figure.update_yaxes(type="category", autorange="reversed", title="Site (by risk rank)")
+    scores = {column: label for column, label in HEATMAP_SCORES.items() if column in risk.columns}
+    for column, label in scores.items():
+        values = risk[column].to_list()
+        top = max((v for v in values if v is not None), default=0) or 1.0
+        figure.add_trace(go.Heatmap(
+            z=[[None if v is None else v / top] for v in values], x=[label], y=sites, zmin=0, zmax=1,
+            text=[["–" if v is None else f"{v:.1f}"] for v in values], texttemplate="%{text}",
+            textfont={"size": 12}, colorscale=_SCORE_COLOURSCALE, showscale=False, xgap=2, ygap=2,
+            hoverinfo="skip",
+        ))
+        for site, value, hover_row in zip(sites, values, hover, strict=True):
+            hover_row.append(f"Site {site}<br><b>{label}</b>: {_fmt(value)}")
+    columns = [*kri_ids, *scores.values()]
+    figure.add_trace(go.Scatter(  # the click targets, one per cell, with the cell's hover text
+        x=[column for _ in sites for column in columns], y=[site for site in sites for _ in columns],
+        customdata=[site for site in sites for _ in columns], hovertext=[h for row in hover for h in row],
+        hovertemplate="%{hovertext}<extra></extra>", mode="markers", showlegend=False, name="sites",
+        marker={"size": 18, "symbol": "square", "color": "rgba(0,0,0,0)"},
+        selected={"marker": {"opacity": 0}}, unselected={"marker": {"opacity": 0}},
+    ))
+    figure.update_xaxes(type="category", side="top", tickangle=-45, title=None, categoryorder="array",
+                        categoryarray=columns, tickvals=columns,
+                        ticktext=[*kris["name"].fill_null("").to_list(), *scores.values()])
+    figure.update_yaxes(type="category", autorange="reversed", title="Site", categoryorder="array",
+                        categoryarray=sites)
     figure.update_layout(plot_bgcolor=NOT_SCORED_COLOUR, height=max(320, 32 * len(sites) + 220),
-                         margin={"t": 200, "l": 10, "r": 10, "b": 10})
+                         margin={"t": 200, "l": 10, "r": 10, "b": 10}, hovermode="closest", hoverdistance=-1,
+                         clickmode="event+select", dragmode=False)
     return figure
+
+
+def selected_site(selection: Mapping[str, Any] | None) -> str | None:
+    """The site of the first cell selected in :func:`site_heatmap_figure` (Streamlit's ``on_select``
+    state: ``{"selection": {"points": [{"customdata": site, "y": site, ...}]}}``), else None."""
+    points = ((selection or {}).get("selection") or {}).get("points") or []
+    if not points:
+        return None
+    point = points[0]
+    site = point.get("customdata", point.get("y"))
+    if isinstance(site, list):  # plotly sends a point's customdata as a list when it has several values
+        site = site[0] if site else None
+    return None if site is None else str(site)
 
 
 def funnel_figure(results: pl.DataFrame, bounds: pl.DataFrame, metric_unit: str) -> go.Figure:
@@ -155,5 +206,53 @@ def qtl_trend_figure(trend: pl.DataFrame) -> go.Figure:
                                 line={"dash": "dash", "color": "#b2182b"}))
     figure.update_xaxes(type="category", title="Data cut")
     figure.update_yaxes(title="Estimate", rangemode="tozero")
+    figure.update_layout(height=360)
+    return figure
+
+
+_QTL_STATUS_COLOURS = {"within limits": "#bababa", "secondary limit crossed": "#f4a582",
+                       "tolerance limit breached": "#b2182b"}
+
+
+def qtl_probability_figure(latest: pl.DataFrame) -> go.Figure:
+    """Each QTL's posterior probability that the true study rate exceeds its tolerance limit (one bar per QTL,
+    coloured by status and labelled with the probability and the status mark)."""
+    shown = latest.filter(pl.col("probability_exceed").is_not_null()).sort("qtl_id", descending=True)
+    figure = go.Figure(go.Bar(
+        x=shown["probability_exceed"].to_list(), y=shown["qtl_id"].to_list(), orientation="h",
+        marker={"color": [_QTL_STATUS_COLOURS.get(s, "#bababa") for s in shown["status"].to_list()],
+                "line": {"color": "#404040", "width": 1}},
+        text=[f"{p:.2f} {m}" for p, m in zip(shown["probability_exceed"].to_list(),
+                                              shown["status_shown"].str.split(" ").list.first().to_list(),
+                                              strict=True)],
+        textposition="outside", customdata=shown["name"].to_list(),
+        hovertemplate="%{y} · %{customdata}<br>P(true rate > tolerance limit) = %{x:.3f}<extra></extra>",
+    ))
+    figure.update_xaxes(range=[0, 1.15], title="P(true study rate > tolerance limit)", tickformat=".0%")
+    figure.update_yaxes(type="category", title=None)
+    figure.update_layout(height=max(240, 34 * shown.height + 90), margin={"t": 10, "b": 40})
+    return figure
+
+
+def qtl_oe_figure(oe: pl.DataFrame) -> go.Figure:
+    """One QTL's observed minus expected events over the data cuts (``rbqm.qtl.oe_cuts``): the O - E points,
+    the warning band, and the O - E at which the observed rate reaches the secondary and tolerance limits."""
+    cuts = [str(d) for d in oe["cut_date"].to_list()]
+    figure = go.Figure()
+    for column, name, line in (("warn_lower", "warning band (1%)", {"dash": "dot", "color": "#888"}),
+                               ("warn_upper", "warning band (99%)", {"dash": "dot", "color": "#888"}),
+                               ("secondary_line", "secondary limit", {"dash": "dot", "color": "#e08214"}),
+                               ("limit_line", "tolerance limit", {"dash": "dash", "color": "#b2182b"})):
+        figure.add_trace(go.Scatter(x=cuts, y=oe[column].to_list(), mode="lines", name=name, line=line))
+    figure.add_trace(go.Scatter(
+        x=cuts, y=oe["o_minus_e"].to_list(), mode="lines+markers", name="observed - expected",
+        line={"color": "#2166ac"}, marker={"size": 9}, text=oe["status"].fill_null("not judged").to_list(),
+        customdata=list(zip(oe["observed"].to_list(), oe["expected"].to_list(), strict=True)),
+        hovertemplate="cut %{x}<br>O - E = %{y:.3g}<br>observed %{customdata[0]:.4g}, expected "
+                      "%{customdata[1]:.4g}<br>%{text}<extra></extra>",
+    ))
+    figure.add_hline(y=0, line={"color": "#404040", "width": 1})
+    figure.update_xaxes(type="category", title="Data cut")
+    figure.update_yaxes(title="Observed - expected events")
     figure.update_layout(height=360)
     return figure

@@ -8,7 +8,10 @@ cache key and a changed ``RBQM_DATA_DIR`` never returns another folder's studies
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -19,16 +22,27 @@ from rbqm.actions import plan_visits, suggest_actions
 from rbqm.analysis import Analysis, analyze_study
 from rbqm.errors import RbqmError, StudyFormatError
 from rbqm.io import find_tables
-from rbqm.kri import load_definitions
-from rbqm.qtl import load_qtl_definitions
+from rbqm.kri import KriDefinition, load_definitions
+from rbqm.kri.compute import subject_counts
+from rbqm.qtl import QtlDefinition, load_qtl_definitions, study_qtls, with_limits
+from rbqm.qtl.oe_cuts import observed_minus_expected_by_cut
+from rbqm.regions import study_site_regions, with_regions
 from rbqm.signals import derive_signals
+from rbqm.site_profile import tables_at_cut
+from rbqm.sources import extract_study_zip, fingerprint
+from rbqm.store.qtl import stored_limits
 from rbqm.store.signals import SignalInfo
 from rbqm.study import StudySummary, list_cuts, summarize_study
+from rbqm.validate import scan_validated
+
+from auth import store  # dashboard/auth.py: the store holds each study's own QTL limits
 
 __all__ = ["data_dir", "list_studies", "list_cut_dates", "load_summary", "choose_study", "choose_cut",
            "load_analysis", "load_kri_definitions", "load_qtl_names", "site_heatmap", "kri_results",
            "kri_bounds", "qtl_table", "csm_findings", "QTL_STATUS_SHOWN", "load_signals", "load_actions",
-           "load_visit_plan", "signal_work_list", "CLOSED_STATUSES"]
+           "load_visit_plan", "signal_work_list", "CLOSED_STATUSES", "qtl_limits_key", "qtl_definitions",
+           "qtl_oe_chart", "kri_library", "load_site_regions", "load_subject_counts", "unpack_upload",
+           "validate_source", "UPLOADS"]
 
 _RELOAD_SECONDS = 60
 """How long a folder listing is reused before new studies or cuts show up."""
@@ -127,16 +141,66 @@ def choose_cut(analysis: Analysis, *, key: str) -> date:
 # --- Analysis ---------------------------------------------------------------------------------
 
 
-@st.cache_data(show_spinner="Computing KRIs, QTLs and central monitoring…")
 def load_analysis(folder: str) -> Analysis:
-    """KRIs, funnel bounds, site risk, QTLs and central monitoring of every data cut of a study.
+    """KRIs, funnel bounds, site risk, QTLs and central monitoring of every data cut of a study, its QTLs
+    judged against the study's own limits in the store (as ``rbqm analyze --db`` does).
+
+    The analysis with the library's limits is cached once per study; the QTLs with the stored limits are
+    cached per set of limits (:func:`qtl_limits_key`), so a changed limit shows at the next run
+    without recomputing the KRIs or central monitoring.
 
     Raises
     ------
     RbqmError
-        When the study cannot be read or analysed.
+        When the study cannot be read or analysed, or the store cannot be read.
     """
+    return _analysis_with_limits(folder, qtl_limits_key(folder))
+
+
+NO_LIMITS = "{}"
+"""The :func:`qtl_limits_key` of a study without limits of its own (the library's apply)."""
+
+
+@st.cache_data(show_spinner="Computing KRIs, QTLs and central monitoring…")
+def _library_analysis(folder: str) -> Analysis:
     return analyze_study(Path(folder))
+
+
+@st.cache_data(show_spinner=False)
+def _study_id(folder: str) -> str:
+    return _library_analysis(folder).study_id
+
+
+@st.cache_data(show_spinner="Judging the QTLs against the study's limits…")
+def _study_qtls(folder: str, limits: str) -> pl.DataFrame:
+    return study_qtls(Path(folder), limits=json.loads(limits))
+
+
+def _analysis_with_limits(folder: str, limits: str) -> Analysis:
+    analysis = _library_analysis(folder)
+    return analysis if limits == NO_LIMITS else replace(analysis, qtl=_study_qtls(folder, limits))
+
+
+def qtl_limits_key(folder: str) -> str:
+    """The study's own QTL limits in the store (``rbqm.store.qtl.stored_limits``) as canonical JSON: part
+    of the cache key of everything computed from the QTLs. Read at every call (one small query), so a
+    limit changed on the QTL page or with ``rbqm qtl set-limit`` shows at the next run."""
+    return json.dumps(stored_limits(store(), _study_id(folder)), sort_keys=True)
+
+
+@st.cache_data(show_spinner=False)
+def _qtl_library() -> list[QtlDefinition]:
+    return load_qtl_definitions()
+
+
+def qtl_definitions(folder: str) -> list[QtlDefinition]:
+    """The QTL library with the study's own limits applied (what its QTLs are judged against)."""
+    return with_limits(_qtl_library(), json.loads(qtl_limits_key(folder)))
+
+
+def qtl_oe_chart(analysis: Analysis, definitions: list[QtlDefinition], qtl_id: str) -> pl.DataFrame:
+    """One QTL's observed-minus-expected chart over the data cuts (``rbqm.qtl.oe_cuts``)."""
+    return observed_minus_expected_by_cut(analysis.qtl.filter(pl.col("qtl_id") == qtl_id), definitions)
 
 
 @st.cache_data(show_spinner=False)
@@ -166,24 +230,16 @@ def load_qtl_names() -> dict[str, str]:
 # --- Small polars selections for the pages (cheap, so not cached) ------------------------------
 
 
-def site_heatmap(analysis: Analysis, cut: date, countries: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The site-level KRI results and the site risk of one cut, for ``countries`` (all when empty).
-
-    Returns ``(cells, risk)``: ``cells`` has one row per site and KRI with the KRI's name and the
-    metric in its display unit (metric x metric_scale); ``risk`` has one row per site, by rank.
-    """
-    risk = analysis.site_risk.filter(pl.col("cut_date") == cut)
-    if countries:
-        risk = risk.filter(pl.col("country").is_in(countries))
-    risk = risk.sort("rank")
-    cells = (
+def site_heatmap(analysis: Analysis, cut: date, risk: pl.DataFrame) -> pl.DataFrame:
+    """The site-level KRI results of one cut for the sites of ``risk`` (``rbqm.site_profile.risk_table``):
+    one row per site and KRI with the KRI's name and the metric in its display unit (metric x metric_scale)."""
+    return (
         analysis.results.filter((pl.col("cut_date") == cut) & (pl.col("level") == "site"))
-        .join(risk.select(pl.col("site_id").alias("group_id"), "rank"), on="group_id")
+        .join(risk.select(pl.col("site_id").alias("group_id")), on="group_id")
         .join(_kri_names(), left_on="kri_id", right_on="id", how="left")
         .with_columns(metric_shown=pl.col("metric") * pl.col("metric_scale").fill_null(1.0))
-        .sort("rank", "kri_id")
+        .sort("group_id", "kri_id")
     )
-    return cells, risk
 
 
 def kri_results(analysis: Analysis, kri_id: str, level: str) -> pl.DataFrame:
@@ -248,25 +304,85 @@ def _kri_scale(kri_id: str) -> float:
     return float(scales[0]) if scales.len() else 1.0
 
 
-# --- Signals and actions ------------------------------------------------------------------------
-
-
-@st.cache_data(show_spinner="Deriving signals…")
-def load_signals(folder: str) -> pl.DataFrame:
-    """Every signal of a study at every cut (``rbqm.signals.derive_signals`` of :func:`load_analysis`)."""
-    return derive_signals(load_analysis(folder))
-
-
-@st.cache_data(show_spinner="Suggesting actions…")
-def load_actions(folder: str) -> pl.DataFrame:
-    """The suggested actions for the signals open at the latest cut (``rbqm.actions.suggest_actions``)."""
-    return suggest_actions(load_analysis(folder), load_signals(folder), study_dir=Path(folder))
+# --- Site profile, regions and the Data page -----------------------------------------------------
 
 
 @st.cache_data(show_spinner=False)
+def kri_library() -> list[KriDefinition]:
+    """The shipped KRI library as definitions (what ``load_analysis`` computed)."""
+    return load_definitions()
+
+
+@st.cache_data(show_spinner=False)
+def load_site_regions(folder: str, _analysis: Analysis) -> pl.DataFrame:
+    """Each site's region (``site_id``, ``region``): the study's own (sites.REGION), else its country's
+    (``rbqm.regions``). ``_analysis`` is ``load_analysis(folder)``, for the list of sites."""
+    sites = _analysis.site_risk.select("site_id", "country").unique("site_id")
+    return with_regions(sites, site_regions=study_site_regions(Path(folder))).select("site_id", "region")
+
+
+@st.cache_data(show_spinner="Reading the subjects behind the KRIs…")
+def load_subject_counts(folder: str, cut: date) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A study's subjects analysis table at a cut, and every KRI's numerator and denominator per subject
+    (``rbqm.kri.compute.subject_counts``), for the site profile's listings."""
+    tables = tables_at_cut(Path(folder), cut)
+    return tables["subjects"].collect(), subject_counts(tables, kri_library())
+
+
+UPLOADS = Path(tempfile.gettempdir()) / "rbqm-uploads"
+"""Where uploaded study zips are unpacked (one folder per content hash)."""
+
+
+@st.cache_data(show_spinner="Unpacking the zip…", max_entries=8)
+def unpack_upload(file_id: str, _data: bytes, name: str) -> str:
+    """The study folder of an uploaded zip (``rbqm.sources.extract_study_zip``), unpacked once per upload."""
+    return str(extract_study_zip(_data, UPLOADS, name=name))
+
+
+def validate_source(folder: str, cut: date | None) -> tuple[pl.DataFrame, date | None]:
+    """The validation report of a study folder at a cut (``rbqm.validate``; None: the latest date in the
+    data) as its issues, and the latest date found; cached until a file of the folder changes."""
+    return _validated(folder, cut, fingerprint(Path(folder)))
+
+
+@st.cache_data(show_spinner="Validating every table…", max_entries=16)
+def _validated(folder: str, cut: date | None, _fingerprint: str) -> tuple[pl.DataFrame, date | None]:
+    report, _, latest = scan_validated(Path(folder), as_of=cut)
+    return report.issues, latest
+
+
+# --- Signals and actions ------------------------------------------------------------------------
+
+
+def load_signals(folder: str) -> pl.DataFrame:
+    """Every signal of a study at every cut (``rbqm.signals.derive_signals`` of :func:`load_analysis`)."""
+    return _signals(folder, qtl_limits_key(folder))
+
+
+def load_actions(folder: str) -> pl.DataFrame:
+    """The suggested actions for the signals open at the latest cut (``rbqm.actions.suggest_actions``)."""
+    return _actions(folder, qtl_limits_key(folder))
+
+
 def load_visit_plan(folder: str) -> pl.DataFrame:
     """Sites ranked for the next visit or remote review (``rbqm.actions.plan_visits``)."""
-    return plan_visits(load_actions(folder))
+    return _visit_plan(folder, qtl_limits_key(folder))
+
+
+# Cached per study and QTL limits (``limits`` is :func:`qtl_limits_key`): a changed limit changes the signals.
+@st.cache_data(show_spinner="Deriving signals…")
+def _signals(folder: str, limits: str) -> pl.DataFrame:
+    return derive_signals(_analysis_with_limits(folder, limits))
+
+
+@st.cache_data(show_spinner="Suggesting actions…")
+def _actions(folder: str, limits: str) -> pl.DataFrame:
+    return suggest_actions(_analysis_with_limits(folder, limits), _signals(folder, limits), study_dir=Path(folder))
+
+
+@st.cache_data(show_spinner=False)
+def _visit_plan(folder: str, limits: str) -> pl.DataFrame:
+    return plan_visits(_actions(folder, limits))
 
 
 CLOSED_STATUSES = ("resolved", "closed_no_action")
