@@ -8,9 +8,11 @@
 
 from rbqm.report._store import StoreRecords, read_store
 from rbqm.report.html import render_html
+from rbqm.report.make import file_stem, make_report, report_files
 from rbqm.report.model import OversightReport, StudyStatus, build_report, restrict_to_cut
 from rbqm.report.pdf import render_pdf
 from rbqm.report.write import FORMATS, report_format, write_report
 
-__all__ = ["FORMATS", "OversightReport", "StoreRecords", "StudyStatus", "build_report", "read_store", "render_html",
-           "render_pdf", "report_format", "restrict_to_cut", "write_report"]
+__all__ = ["FORMATS", "OversightReport", "StoreRecords", "StudyStatus", "build_report", "file_stem", "make_report",
+           "read_store", "render_html", "render_pdf", "report_files", "report_format", "restrict_to_cut",
+           "write_report"]
