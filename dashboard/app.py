@@ -22,6 +22,7 @@ st.navigation(
     {
         "Study": [
             st.Page("pages/overview.py", title="Study overview", icon=":material/dashboard:", default=True),
+            st.Page("pages/report.py", title="Oversight report", icon=":material/summarize:"),
         ],
         "Signals": [
             st.Page("pages/heatmap.py", title="Site risk heatmap", icon=":material/grid_on:"),
