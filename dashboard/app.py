@@ -10,7 +10,9 @@ to the pages.
 import pandas  # noqa: F401  (not used by the dashboard itself)
 import streamlit as st
 
-from auth import account_sidebar, sign_in_page, signed_in  # dashboard/auth.py
+from rbqm.permissions import Action
+
+from auth import account_sidebar, may, sign_in_page, signed_in  # dashboard/auth.py
 
 st.set_page_config(page_title="rbqm", layout="wide")
 if not signed_in():  # the sign-in form is the only page until someone signs in
@@ -31,5 +33,8 @@ st.navigation(
             st.Page("pages/monitoring.py", title="Central monitoring", icon=":material/query_stats:"),
             st.Page("pages/signals.py", title="Signals and actions", icon=":material/assignment:"),
         ],
+        # only roles that may see the accounts get the Admin section (the page checks again)
+        **({"Admin": [st.Page("pages/admin.py", title="Users and roles", icon=":material/manage_accounts:")]}
+           if may(Action.USER_VIEW) else {}),
     }
 ).run()

@@ -30,6 +30,7 @@ from rbqm.regions import study_site_regions, with_regions
 from rbqm.signals import derive_signals
 from rbqm.site_profile import tables_at_cut
 from rbqm.sources import extract_study_zip, fingerprint
+from rbqm.store.audit import canonical_json, list_records
 from rbqm.store.qtl import stored_limits
 from rbqm.store.signals import SignalInfo
 from rbqm.study import StudySummary, list_cuts, summarize_study
@@ -41,7 +42,8 @@ __all__ = ["data_dir", "list_studies", "list_cut_dates", "load_summary", "choose
            "load_analysis", "load_kri_definitions", "load_qtl_names", "site_heatmap", "kri_results",
            "kri_bounds", "qtl_table", "csm_findings", "QTL_STATUS_SHOWN", "load_signals", "load_actions",
            "load_visit_plan", "signal_work_list", "CLOSED_STATUSES", "qtl_limits_key", "qtl_definitions",
-           "qtl_oe_chart", "kri_library", "load_site_regions", "load_subject_counts", "unpack_upload",
+           "qtl_oe_chart", "audit_trail", "filter_audit", "AUDIT_COLUMNS", "kri_library", "load_site_regions",
+           "load_subject_counts", "unpack_upload",
            "validate_source", "UPLOADS"]
 
 _RELOAD_SECONDS = 60
@@ -422,3 +424,39 @@ def analysis_or_stop(study: str) -> Analysis:
     except RbqmError as exc:
         st.error(str(exc))
         st.stop()
+
+
+# --- Audit trail --------------------------------------------------------------------------------
+
+AUDIT_COLUMNS = {"id": pl.Int64, "at": pl.Datetime("us", "UTC"), "actor": pl.String, "action": pl.String,
+                 "object_type": pl.String, "object_id": pl.String, "old_value": pl.String,
+                 "new_value": pl.String, "reason": pl.String}
+"""The columns of :func:`audit_trail` (old and new values as canonical JSON text)."""
+
+
+def audit_trail(user: str) -> pl.DataFrame:
+    """The whole audit trail read as ``user`` (``rbqm.store.audit.list_records``, needs ``audit.view``),
+    newest first (:data:`AUDIT_COLUMNS`). Not cached: the trail grows with every change."""
+    with store().read() as session:
+        entries = list_records(session, user)
+    return pl.DataFrame(
+        [{"id": e.id, "at": e.at, "actor": e.actor, "action": e.action, "object_type": e.object_type,
+          "object_id": e.object_id, "old_value": canonical_json(e.old_value), "new_value": canonical_json(e.new_value),
+          "reason": e.reason} for e in entries],
+        schema=AUDIT_COLUMNS,
+    ).sort("id", descending=True)
+
+
+def filter_audit(trail: pl.DataFrame, *, object_types: list[str], actors: list[str], actions: list[str],
+                 text: str, latest: int) -> pl.DataFrame:
+    """The newest ``latest`` records of :func:`audit_trail` that match every filter: each list keeps the records
+    with any of its values (all when empty); ``text`` keeps those whose object id, reason or values contain it
+    (case-insensitive)."""
+    needle = text.strip().lower()
+    searched = pl.concat_str("object_id", "reason", "old_value", "new_value", separator=" ", ignore_nulls=True)
+    return trail.filter(
+        pl.col("object_type").is_in(object_types) if object_types else pl.lit(True),
+        pl.col("actor").is_in(actors) if actors else pl.lit(True),
+        pl.col("action").is_in(actions) if actions else pl.lit(True),
+        searched.str.to_lowercase().str.contains(needle, literal=True) if needle else pl.lit(True),
+    ).head(latest)
