@@ -25,9 +25,11 @@ st.navigation(
         "Study": [
             st.Page("pages/overview.py", title="Study overview", icon=":material/dashboard:", default=True),
             st.Page("pages/report.py", title="Oversight report", icon=":material/summarize:"),
+            st.Page("pages/data.py", title="Data", icon=":material/upload_file:"),
         ],
         "Signals": [
             st.Page("pages/heatmap.py", title="Site risk heatmap", icon=":material/grid_on:"),
+            st.Page("pages/site_profile.py", title="Site profile", icon=":material/location_city:"),
             st.Page("pages/kri_explorer.py", title="KRI explorer", icon=":material/scatter_plot:"),
             st.Page("pages/qtl.py", title="Quality tolerance limits", icon=":material/rule:"),
             st.Page("pages/monitoring.py", title="Central monitoring", icon=":material/query_stats:"),

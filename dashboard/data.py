@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -331,14 +330,16 @@ def load_subject_counts(folder: str, cut: date) -> tuple[pl.DataFrame, pl.DataFr
     return tables["subjects"].collect(), subject_counts(tables, kri_library())
 
 
-UPLOADS = Path(tempfile.gettempdir()) / "rbqm-uploads"
-"""Where uploaded study zips are unpacked (one folder per content hash)."""
+UPLOADS = ".uploads"
+"""The folder of the data directory where uploaded study zips are unpacked (one sub-folder per content
+hash; it may be deleted at any time)."""
 
 
 @st.cache_data(show_spinner="Unpacking the zip…", max_entries=8)
-def unpack_upload(file_id: str, _data: bytes, name: str) -> str:
-    """The study folder of an uploaded zip (``rbqm.sources.extract_study_zip``), unpacked once per upload."""
-    return str(extract_study_zip(_data, UPLOADS, name=name))
+def unpack_upload(root: str, file_id: str, _data: bytes, name: str) -> str:
+    """The study folder of a zip uploaded as ``file_id`` (``rbqm.sources.extract_study_zip``), unpacked
+    once per upload into :data:`UPLOADS` of the data directory ``root``."""
+    return str(extract_study_zip(_data, Path(root) / UPLOADS, name=name))
 
 
 def validate_source(folder: str, cut: date | None) -> tuple[pl.DataFrame, date | None]:

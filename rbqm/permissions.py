@@ -45,6 +45,7 @@ class Action(StrEnum):
     RISK_VIEW = "risk.view"
     RISK_EDIT = "risk.edit"
     RISK_REVIEW = "risk.review"
+    DATA_INGEST = "data.ingest"
 
 
 _EVERYONE = frozenset(Role)
@@ -67,6 +68,7 @@ _WHO: dict[Action, frozenset[Role]] = {
     Action.RISK_VIEW: _EVERYONE,
     Action.RISK_EDIT: frozenset({Role.ADMIN, Role.QUALITY_LEAD}),
     Action.RISK_REVIEW: frozenset({Role.ADMIN, Role.QUALITY_LEAD}),
+    Action.DATA_INGEST: frozenset({Role.ADMIN, Role.QUALITY_LEAD, Role.CENTRAL_MONITOR}),
 }
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     role: frozenset(action for action, roles in _WHO.items() if role in roles) for role in Role

@@ -18,7 +18,8 @@ from rbqm import stats
 from rbqm.derive import AnalysisTables
 from rbqm.kri.definition import Count, KriDefinition
 
-__all__ = ["KriResults", "compute_kris", "site_risk", "RESULT_COLUMNS", "SCORERS", "P_VALUE_METHODS"]
+__all__ = ["KriResults", "compute_kris", "site_risk", "subject_counts", "RESULT_COLUMNS", "SCORERS",
+           "P_VALUE_METHODS"]
 
 LEVEL_KEY = {"site": "SITEID", "country": "COUNTRY"}
 
@@ -109,6 +110,39 @@ def _per_subject(analysis: AnalysisTables, counts: list[Count],
     frames = dict(zip(by_table, pl.collect_all(queries)))
     empty = {c: _empty_columns(c, frames[c.table], names[c]) for c in counts}
     return {c: frames[c.table].select("USUBJID", pl.col(names[c]).alias("_n")) for c in counts}, empty
+
+
+def subject_counts(analysis: AnalysisTables, definitions: list[KriDefinition]) -> pl.DataFrame:
+    """KRIs' numerators and denominators per subject: what :func:`compute_kris` adds up per site and country.
+
+    One row per KRI and subject of ``analysis["subjects"]`` (kri_id, USUBJID, SITEID, COUNTRY, numerator,
+    denominator), from the same per-subject reduction (one pass over the tables), so a site's rows sum
+    to its result. A subject counts 1 or 0 for a ``count: subjects`` part; a part counted from a table
+    without subjects (``sites``) is empty. KRIs the study cannot compute (a table or column missing)
+    have no rows.
+    """
+    present = set(analysis.sources)
+    computable = [d for d in definitions if d.needs <= present]
+    parts = [(d, name, c) for d in computable for name, c in (("numerator", d.numerator), ("denominator", d.denominator))]
+    counts = list(dict.fromkeys(c for _, _, c in parts if "USUBJID" in analysis[c.table].collect_schema().names()))
+    cache, empty = _per_subject(analysis, counts)
+    subjects = analysis["subjects"].select("USUBJID", "SITEID", "COUNTRY").collect()
+    frames = []
+    for d in computable:
+        if any(empty.get(c) for c in (d.numerator, d.denominator)):
+            continue
+        out = subjects.with_columns(kri_id=pl.lit(d.id))
+        for name, c in (("numerator", d.numerator), ("denominator", d.denominator)):
+            if c not in cache:
+                out = out.with_columns(pl.lit(None, pl.Float64).alias(name))
+                continue
+            value = (pl.col("_n") > 0).cast(pl.Float64) if c.count == "subjects" else pl.col("_n")
+            out = (out.join(cache[c].select("USUBJID", value.alias(name)), on="USUBJID", how="left")
+                   .with_columns(pl.col(name).fill_null(0.0)))
+        frames.append(out.select("kri_id", "USUBJID", "SITEID", "COUNTRY", "numerator", "denominator"))
+    schema = {"kri_id": pl.String, "USUBJID": pl.String, "SITEID": pl.String, "COUNTRY": pl.String,
+              "numerator": pl.Float64, "denominator": pl.Float64}
+    return pl.concat(frames).cast(schema) if frames else pl.DataFrame(schema=schema)
 
 
 def _count(analysis: AnalysisTables, count: Count, key: str, name: str,

@@ -4,6 +4,7 @@ role is refused by the service function itself, with nothing written."""
 from __future__ import annotations
 
 import re
+import tempfile
 from datetime import date
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from rbqm.signals import SIGNAL_COLUMNS
 from rbqm.store import qtl as store_qtl
 from rbqm.store import risks as store_risks
 from rbqm.store import signals as store_signals
+from rbqm.store import snapshots as store_snapshots
 from rbqm.store.audit import check_chain
 from tests.store.conftest import ADMIN, LEAD, MONITOR, PEOPLE, VIEWER, password_of
 
@@ -44,6 +46,7 @@ CALLS = {
     Action.RISK_VIEW: lambda s, actor: store_risks.list_risks(s, actor, "S1"),
     Action.RISK_EDIT: lambda s, actor: store_risks.import_template(s, actor, "S1"),
     Action.RISK_REVIEW: lambda s, actor: _decide_risk(s, actor),
+    Action.DATA_INGEST: lambda s, actor: _ingest(s, actor),
 }
 
 
@@ -58,6 +61,16 @@ def _sign_off(session, actor):
     store_qtl.evaluate_breach(session, ADMIN, breach_id, systemic=False, root_cause="test", capa="test",
                               reason="test")
     return store_qtl.sign_off_breach(session, actor, breach_id, reason="test")
+
+
+def _ingest(session, actor):
+    """``actor`` ingests a one-subject export into a data directory of its own (caller's transaction)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        export = Path(tmp) / "export"
+        export.mkdir()
+        (export / "dm.csv").write_text("STUDYID,USUBJID,SITEID,COUNTRY,RFICDTC,RFSTDTC,ARMCD\n"
+                                       "S1,S1-1,1,FRA,2025-01-02,2025-01-09,A\n")
+        return store_snapshots.ingest_snapshot(session, actor, export, "S1", root=Path(tmp) / "data", reason="test")
 
 
 def _decide_risk(session, actor):
