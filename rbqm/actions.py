@@ -2,8 +2,9 @@
 
 The actions are data: ``key_risk_indicators/actions.yaml`` maps signal kinds and indicators to
 targeted actions (from a severity on) with a one-sentence rationale, and names where to look
-(``LOOK_AT``), which :func:`suggest_actions` computes from the study's analysis tables. The
-priority formula is documented in :func:`priority_expr` and docs/signals.md.
+(``LOOK_AT``), which :func:`suggest_actions` computes from the study's analysis tables
+(``rbqm.where_to_look``). The priority formula is documented in :func:`priority_expr` and
+docs/signals.md.
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ from rbqm.errors import DefinitionError, RbqmError
 from rbqm.io import scan_study
 from rbqm.kri.definition import DEFAULT_LIBRARY
 from rbqm.study import list_cuts
+from rbqm.where_to_look import LOOKS, where_to_look
 
 __all__ = ["ACTION_COLUMNS", "ActionRule", "ActionsFile", "LOOK_AT", "PLACEHOLDERS", "PLAN_COLUMNS",
            "Suggestion", "load_actions", "plan_visits", "priority_expr", "suggest_actions"]
 
 ACTIONS_FILE = DEFAULT_LIBRARY / "actions.yaml"
-LOOK_AT = ("oldest_unentered_pages", "subjects_without_ae", "digit_readings", "oldest_open_queries", "none")
+LOOK_AT = (*LOOKS, "none")
 PLACEHOLDERS = ("site_id", "indicator", "severity", "state", "consecutive_cuts", "summary")
-_SHOWN = 5  # subjects, pages or queries named in where_to_look
 
 ACTION_COLUMNS: dict[str, pl.DataType] = {
     "signal_id": pl.String(), "site_id": pl.String(), "kind": pl.String(), "indicator": pl.String(),
@@ -60,7 +61,8 @@ class Suggestion(BaseModel):
 
 
 class ActionRule(BaseModel):
-    """Which signals a rule covers (kind, and indicators: empty for all), where to look, what to do."""
+    """Which signals a rule covers (kind, and indicators: empty for all; a CSM test's name covers each of
+    its variables), where to look, what to do."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     kind: Literal["kri", "qtl", "csm"]
@@ -137,87 +139,6 @@ def priority_expr() -> pl.Expr:
     return (severity * persistence * risk * size).round(2)
 
 
-def _site_pages(tables: AnalysisTables) -> pl.DataFrame:
-    """Oldest unentered (then latest-entered) pages per site."""
-    if "pages" not in tables:
-        return pl.DataFrame(schema={"site_id": pl.String, "where_to_look": pl.String})
-    late = tables.with_sites("pages").filter(~pl.col("entered") | (pl.col("days_to_entry") > 10))
-    item = pl.format("{} {} visit {} ({} days{})", "USUBJID", "FORM", pl.col("VISITNUM").cast(pl.Int64),
-                     "days_to_entry", pl.when(pl.col("entered")).then(pl.lit(" to entry"))
-                     .otherwise(pl.lit(", not entered")))
-    return (late.sort(["entered", "days_to_entry", "USUBJID", "FORM"], descending=[False, True, False, False])
-            .group_by("SITEID")
-            .agg(open=(~pl.col("entered")).sum(), late=pl.col("entered").sum(), items=item.head(_SHOWN))
-            .select(site_id="SITEID", where_to_look=pl.format(
-                "Oldest unentered pages ({} not entered, {} entered late): {}.", "open", "late",
-                pl.col("items").list.join("; ")))
-            .collect())
-
-
-def _site_subjects_without_ae(tables: AnalysisTables) -> pl.DataFrame:
-    """Enrolled subjects with no AE, longest on study first, per site."""
-    if "ae" not in tables:
-        return pl.DataFrame(schema={"site_id": pl.String, "where_to_look": pl.String})
-    item = pl.format("{} ({} days)", "USUBJID", "days_on_study")
-    return (tables["subjects"].filter(pl.col("enrolled"))
-            .join(tables["ae"].select("USUBJID").unique(), on="USUBJID", how="anti")
-            .sort(["days_on_study", "USUBJID"], descending=[True, False])
-            .group_by("SITEID").agg(n=pl.len(), items=item.head(_SHOWN))
-            .select(site_id="SITEID", where_to_look=pl.format(
-                "Enrolled subjects with no AE reported, longest on study ({} in all): {}.", "n",
-                pl.col("items").list.join("; ")))
-            .collect())
-
-
-def _site_open_queries(tables: AnalysisTables) -> pl.DataFrame:
-    """Oldest open queries per site."""
-    if "queries" not in tables:
-        return pl.DataFrame(schema={"site_id": pl.String, "where_to_look": pl.String})
-    item = pl.format("{} on {} {}.{} ({} days open)", "QRYID", "USUBJID", "FORM", "FIELD", "days_open")
-    return (tables.with_sites("queries").filter(pl.col("open_at_cut"))
-            .sort(["days_open", "QRYID"], descending=[True, False])
-            .group_by("SITEID").agg(n=pl.len(), items=item.head(_SHOWN))
-            .select(site_id="SITEID", where_to_look=pl.format(
-                "Oldest open queries ({} open): {}.", "n", pl.col("items").list.join("; ")))
-            .collect())
-
-
-def _digit_readings(tables: AnalysisTables) -> pl.DataFrame:
-    """Per site and test code: the readings ending in the site's most over-represented terminal digit."""
-    parts = [tables.with_sites(name).select("SITEID", "USUBJID", "VISITNUM", code=pl.col(code),
-                                            value=pl.col(value))
-             for name, code, value in (("vs", "VSTESTCD", "VSSTRESN"), ("lb", "LBTESTCD", "LBSTRESN"))
-             if name in tables]
-    if not parts:
-        return pl.DataFrame(schema={"site_id": pl.String, "variable": pl.String, "where_to_look": pl.String})
-    readings = pl.concat(parts).filter(pl.col("value").is_not_null())
-    decimal = ((pl.col("value") - pl.col("value").round(0)).abs() > 1e-9).any().over("code")
-    readings = readings.with_columns(
-        digit=(pl.col("value") * pl.when(decimal).then(10.0).otherwise(1.0)).round(0).cast(pl.Int64) % 10)
-    counts = readings.group_by("code", "SITEID", "digit").agg(n=pl.len())
-    shares = counts.with_columns(
-        site_share=pl.col("n") / pl.col("n").sum().over("code", "SITEID"),
-        rest_share=(pl.col("n").sum().over("code", "digit") - pl.col("n"))
-        / (pl.col("n").sum().over("code") - pl.col("n").sum().over("code", "SITEID")),
-        site_total=pl.col("n").sum().over("code", "SITEID"))
-    preferred = (shares.sort(["code", "SITEID", "digit"])
-                 .with_columns(excess=pl.col("site_share") - pl.col("rest_share"))
-                 .filter(pl.col("excess") == pl.col("excess").max().over("code", "SITEID"))
-                 .unique(["code", "SITEID"], keep="first"))
-    item = pl.format("{} ({} readings, visits {})", "USUBJID", "n", "visits")
-    by_subject = (readings.join(preferred.select("code", "SITEID", "digit"), on=["code", "SITEID", "digit"])
-                  .group_by("code", "SITEID", "USUBJID")
-                  .agg(n=pl.len(), visits=pl.col("VISITNUM").cast(pl.Int64).unique().sort()
-                       .cast(pl.String).str.join(", "))
-                  .sort(["n", "USUBJID"], descending=[True, False])
-                  .group_by("code", "SITEID").agg(items=item.head(_SHOWN)))
-    return (preferred.join(by_subject, on=["code", "SITEID"])
-            .select(site_id="SITEID", variable="code", where_to_look=pl.format(
-                "{} readings ending in {}: {} of {} at the site; most at {}.", "code", "digit", "n",
-                "site_total", pl.col("items").list.join("; ")))
-            .collect())
-
-
 def _tables_of(study_dir: Path, analysis: Analysis) -> AnalysisTables:
     cuts = list_cuts(study_dir)
     folder = cuts[-1] if cuts else Path(study_dir)
@@ -225,7 +146,8 @@ def _tables_of(study_dir: Path, analysis: Analysis) -> AnalysisTables:
 
 
 def suggest_actions(analysis: Analysis, signals: pl.DataFrame, *, tables: AnalysisTables | None = None,
-                    study_dir: Path | None = None, actions_file: Path | None = None) -> pl.DataFrame:
+                    study_dir: Path | None = None, actions_file: Path | None = None,
+                    kri_dir: Path | None = None) -> pl.DataFrame:
     """Targeted actions for the signals open at the latest cut, with where to look and why.
 
     Parameters
@@ -239,6 +161,8 @@ def suggest_actions(analysis: Analysis, signals: pl.DataFrame, *, tables: Analys
         cut): where to look is computed from them. One of the two is required.
     actions_file : Path, optional
         Replaces ``key_risk_indicators/actions.yaml``.
+    kri_dir : Path, optional
+        The KRI and QTL definitions' folder (default: the shipped library), for where to look.
 
     Returns
     -------
@@ -256,7 +180,8 @@ def suggest_actions(analysis: Analysis, signals: pl.DataFrame, *, tables: Analys
     # first matching rule: the specific indicator's rule, else the kind's catch-all rule
     first = (open_signals.select("signal_id", "kind", "indicator")
              .join(rules.select("rule", "kind", "indicator").unique(), on="kind", suffix="_rule")
-             .filter((pl.col("indicator_rule") == pl.col("indicator")) | (pl.col("indicator_rule") == ""))
+             .filter((pl.col("indicator_rule") == "") | (pl.col("indicator_rule") == pl.col("indicator"))
+                     | (pl.col("indicator_rule") == pl.col("indicator").str.split(":").list.first()))
              .group_by("signal_id").agg(rule=pl.col("rule").min()))
     suggestions = (open_signals.join(first, on="signal_id")
                    .join(rules.drop("kind", "indicator").unique(["rule", "action"]), on="rule")
@@ -269,21 +194,8 @@ def suggest_actions(analysis: Analysis, signals: pl.DataFrame, *, tables: Analys
                                  .otherwise(pl.col("size_ratio")))
                    .with_columns(priority=priority_expr(),
                                  variable=pl.col("indicator").str.split(":").list.last()))
-    looks = {"oldest_unentered_pages": _site_pages, "subjects_without_ae": _site_subjects_without_ae,
-             "oldest_open_queries": _site_open_queries}
-    where = [fn(tables).with_columns(look_at=pl.lit(name)) for name, fn in looks.items()
-             if name in set(suggestions["look_at"])]
-    joined = suggestions.with_columns(where_to_look=pl.lit(None, pl.String))
-    if where:
-        joined = joined.join(pl.concat(where).rename({"where_to_look": "_site_look"}),
-                             on=["site_id", "look_at"], how="left")
-        joined = joined.with_columns(where_to_look=pl.col("_site_look")).drop("_site_look")
-    if "digit_readings" in set(suggestions["look_at"]):
-        digits = _digit_readings(tables).rename({"where_to_look": "_digit_look"})
-        joined = (joined.join(digits, on=["site_id", "variable"], how="left")
-                  .with_columns(where_to_look=pl.when(pl.col("look_at") == "digit_readings")
-                                .then(pl.col("_digit_look")).otherwise(pl.col("where_to_look")))
-                  .drop("_digit_look"))
+    wanted = suggestions.unique("signal_id").select("signal_id", "site_id", "indicator", "variable", "look_at")
+    joined = suggestions.join(where_to_look(tables, wanted, kri_dir=kri_dir), on="signal_id", how="left")
     fallback = (pl.when(pl.col("site_id") == "study").then(pl.lit("All sites: start with the highest-ranked sites "
                                                                   "of the monitoring plan."))
                 .otherwise(pl.format("Site {}: the subjects and pages behind {} at the latest cut.",

@@ -38,6 +38,7 @@ class Action(StrEnum):
     AUDIT_VIEW = "audit.view"
     SIGNAL_VIEW = "signal.view"
     SIGNAL_UPDATE = "signal.update"
+    SIGNAL_CLOSE = "signal.close"
     QTL_VIEW = "qtl.view"
     QTL_SET_LIMIT = "qtl.set_limit"
     QTL_EVALUATE = "qtl.evaluate"
@@ -61,6 +62,7 @@ _WHO: dict[Action, frozenset[Role]] = {
     Action.AUDIT_VIEW: _EVERYONE,
     Action.SIGNAL_VIEW: _EVERYONE,
     Action.SIGNAL_UPDATE: frozenset({Role.ADMIN, Role.QUALITY_LEAD, Role.CENTRAL_MONITOR}),
+    Action.SIGNAL_CLOSE: frozenset({Role.ADMIN, Role.QUALITY_LEAD}),
     Action.QTL_VIEW: _EVERYONE,
     Action.QTL_SET_LIMIT: frozenset({Role.ADMIN, Role.QUALITY_LEAD}),
     Action.QTL_EVALUATE: frozenset({Role.ADMIN, Role.QUALITY_LEAD, Role.CENTRAL_MONITOR}),

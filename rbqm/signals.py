@@ -25,13 +25,20 @@ from rbqm.analysis import Analysis
 from rbqm.kri import load_definitions
 from rbqm.qtl import load_qtl_definitions
 
-__all__ = ["SIGNAL_COLUMNS", "SIGNAL_STATES", "CSM_ALPHA", "CSM_RED", "derive_signals", "signal_id_expr"]
+__all__ = ["SIGNAL_COLUMNS", "SIGNAL_STATES", "LEVEL_COLUMNS", "CSM_ALPHA", "CSM_RED", "derive_signals",
+           "indicator_levels", "signal_id_expr"]
 
 #: The columns of :func:`derive_signals`, in order, with their dtypes.
 SIGNAL_COLUMNS: dict[str, pl.DataType] = {
     "signal_id": pl.String(), "study_id": pl.String(), "cut_date": pl.Date(), "kind": pl.String(),
     "indicator": pl.String(), "site_id": pl.String(), "severity": pl.String(), "state": pl.String(),
     "first_cut": pl.Date(), "consecutive_cuts": pl.Int64(), "summary": pl.String(),
+}
+
+#: The columns of :func:`indicator_levels`, in order, with their dtypes.
+LEVEL_COLUMNS: dict[str, pl.DataType] = {
+    "study_id": pl.String(), "signal_id": pl.String(), "cut_date": pl.Date(), "kind": pl.String(),
+    "indicator": pl.String(), "site_id": pl.String(), "level": pl.Int64(), "strength": pl.Float64(),
 }
 
 SIGNAL_STATES: dict[str, str] = {
@@ -62,6 +69,7 @@ def _kri_flags(results: pl.DataFrame, names: dict[str, str]) -> pl.DataFrame:
     return results.filter(pl.col("level") == "site").select(
         "study_id", "cut_date", kind=pl.lit("kri"), indicator=pl.col("kri_id"), site_id=pl.col("group_id"),
         level=pl.col("flag").fill_null(0).abs().cast(pl.Int64),
+        strength=pl.col("score").cast(pl.Float64).abs(),
         detail=pl.format("{} at site {} (score {})",
                          pl.col("kri_id").replace_strict(names, default=pl.col("kri_id")),
                          pl.col("group_id"), pl.col("score").round(2)),
@@ -72,6 +80,7 @@ def _qtl_flags(qtl: pl.DataFrame, names: dict[str, str]) -> pl.DataFrame:
     return qtl.select(
         "study_id", "cut_date", kind=pl.lit("qtl"), indicator=pl.col("qtl_id"), site_id=pl.lit("study"),
         level=pl.col("status").replace_strict(_QTL_LEVEL, default=0, return_dtype=pl.Int64),
+        strength=(pl.col("estimate") / pl.col("limit")).cast(pl.Float64),
         detail=pl.format("{} (study level: {} against secondary limit {} and tolerance limit {})",
                          pl.col("qtl_id").replace_strict(names, default=pl.col("qtl_id")),
                          pl.col("estimate").round(4), pl.col("secondary_limit").round(4), pl.col("limit").round(4)),
@@ -85,8 +94,54 @@ def _csm_flags(csm: pl.DataFrame) -> pl.DataFrame:
         indicator=pl.concat_str(pl.col("test"), pl.lit(":"), pl.col("variable").str.split(":").list.last()),
         site_id=pl.col("site_id"),
         level=pl.when(q < CSM_RED).then(2).when(q < CSM_ALPHA).then(1).otherwise(0).cast(pl.Int64),
+        strength=-q.cast(pl.Float64).log10(),
         detail=pl.col("description").str.strip_chars_end("."),
     )
+
+
+def _indicators(analysis: Analysis, *, kri_dir: Path | None = None) -> pl.DataFrame:
+    """Every signal candidate at every cut it was computed: keys, level (0, 1 amber, 2 red), strength, detail."""
+    kri_names = {d.id: d.name for d in load_definitions(kri_dir)}
+    qtl_names = {d.id: d.name for d in load_qtl_definitions(kri_dir)}
+    parts = [_kri_flags(analysis.results, kri_names)] if analysis.results.height else []
+    if analysis.qtl.height:
+        parts.append(_qtl_flags(analysis.qtl, qtl_names))
+    if analysis.csm.height:
+        parts.append(_csm_flags(analysis.csm))
+    if not parts:
+        return pl.DataFrame(schema={"study_id": pl.String, "cut_date": pl.Date, "kind": pl.String,
+                                    "indicator": pl.String, "site_id": pl.String, "level": pl.Int64,
+                                    "strength": pl.Float64, "detail": pl.String})
+    return pl.concat(parts, how="vertical_relaxed")
+
+
+def indicator_levels(analysis: Analysis, *, kri_dir: Path | None = None) -> pl.DataFrame:
+    """Every signal's indicator at every cut it was computed, flagged or not: its level and strength.
+
+    ``level`` is 0 (not flagged), 1 (amber) or 2 (red), as in :func:`derive_signals`. ``strength``
+    says how far from normal the indicator is, by kind: KRI ``|score|`` (empty when too few to
+    score), CSM ``-log10(q)``, QTL ``estimate / tolerance limit``. ``rbqm.outcomes`` compares them
+    across cuts.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``LEVEL_COLUMNS``, sorted by signal and cut.
+
+    Examples
+    --------
+    >>> from datetime import date
+    >>> from rbqm.csm import CSM_COLUMNS
+    >>> results = pl.DataFrame({"study_id": ["S"] * 2, "cut_date": [date(2025, 1, 1), date(2025, 2, 1)],
+    ...     "level": ["site"] * 2, "group_id": ["1003"] * 2, "kri_id": ["kri0010"] * 2,
+    ...     "score": [3.4, 1.2], "flag": [2, 0]}, schema_overrides={"flag": pl.Int8})
+    >>> analysis = Analysis("S", [date(2025, 1, 1), date(2025, 2, 1)], results, pl.DataFrame(),
+    ...     pl.DataFrame(), pl.DataFrame(), pl.DataFrame(schema=CSM_COLUMNS))
+    >>> indicator_levels(analysis).select("signal_id", "level", "strength").rows()
+    [('kri0010@1003', 2, 3.4), ('kri0010@1003', 0, 1.2)]
+    """
+    return (_indicators(analysis, kri_dir=kri_dir).with_columns(signal_id=signal_id_expr())
+            .select(list(LEVEL_COLUMNS)).cast(LEVEL_COLUMNS).sort(["study_id", "signal_id", "cut_date"]))
 
 
 def derive_signals(analysis: Analysis, *, kri_dir: Path | None = None) -> pl.DataFrame:
@@ -119,17 +174,7 @@ def derive_signals(analysis: Analysis, *, kri_dir: Path | None = None) -> pl.Dat
     >>> derive_signals(analysis).select("signal_id", "severity", "state", "consecutive_cuts").rows()
     [('kri0010@1003', 'amber', 'new', 1), ('kri0010@1003', 'red', 'escalated', 2)]
     """
-    kri_names = {d.id: d.name for d in load_definitions(kri_dir)}
-    qtl_names = {d.id: d.name for d in load_qtl_definitions(kri_dir)}
-    parts = [_kri_flags(analysis.results, kri_names)] if analysis.results.height else []
-    if analysis.qtl.height:
-        parts.append(_qtl_flags(analysis.qtl, qtl_names))
-    if analysis.csm.height:
-        parts.append(_csm_flags(analysis.csm))
-    flags = (pl.concat(parts, how="vertical_relaxed").filter(pl.col("level") > 0) if parts
-             else pl.DataFrame(schema={"study_id": pl.String, "cut_date": pl.Date, "kind": pl.String,
-                                       "indicator": pl.String, "site_id": pl.String, "level": pl.Int64,
-                                       "detail": pl.String}))
+    flags = _indicators(analysis, kri_dir=kri_dir).filter(pl.col("level") > 0).drop("strength")
     cuts = pl.DataFrame({"cut_date": analysis.cut_dates}, schema={"cut_date": pl.Date})
     by = "signal_id"
     level = pl.col("level")

@@ -10,13 +10,13 @@ import sys
 
 import typer
 
-from rbqm.cli import analyze, audit, info, ingest, qtl, report, risk, signals, synth, user, validate
+from rbqm.cli import actions, analyze, audit, info, ingest, qtl, report, risk, signals, synth, user, validate
 from rbqm.cli._app import app
 from rbqm.errors import RbqmError
 
 __all__ = ["app", "main"]
 # importing a command module registers it on `app`
-_COMMANDS = (analyze, audit, info, ingest, qtl, report, risk, signals, synth, user, validate)
+_COMMANDS = (actions, analyze, audit, info, ingest, qtl, report, risk, signals, synth, user, validate)
 
 
 def main() -> None:

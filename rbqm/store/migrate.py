@@ -48,7 +48,7 @@ def head_revision() -> str:
     Examples
     --------
     >>> head_revision()
-    '0004'
+    '0005'
     """
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None, "no migrations found"

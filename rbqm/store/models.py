@@ -10,13 +10,14 @@ from datetime import UTC, datetime
 
 from datetime import date
 
-from sqlalchemy import (Boolean, CheckConstraint, Date, DateTime, Float, Integer, MetaData, String, Text,
-                        TypeDecorator, UniqueConstraint)
+from sqlalchemy import (Boolean, CheckConstraint, Date, DateTime, Float, ForeignKeyConstraint, Index, Integer,
+                        MetaData, String, Text, TypeDecorator, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from rbqm.permissions import Role
 
-__all__ = ["Base", "User", "AuditRecord", "AuditHead", "Signal", "SIGNAL_STATUSES", "QtlLimit", "QtlBreach",
+__all__ = ["Base", "User", "AuditRecord", "AuditHead", "Signal", "SIGNAL_STATUSES", "SignalAction",
+           "ACTION_STATUSES", "QtlLimit", "QtlBreach",
            "BREACH_STATUSES", "UTCDateTime", "GENESIS_HASH", "utc_now", "Risk", "RiskReview", "RISK_DECISIONS"]
 
 GENESIS_HASH = "0" * 64
@@ -141,6 +142,40 @@ class Signal(Base):
     comments: Mapped[str] = mapped_column(Text)
     first_cut: Mapped[date] = mapped_column(Date)
     last_cut: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+ACTION_STATUSES = ("planned", "in_progress", "done", "cancelled")
+"""The statuses of an action linked to a signal (docs/signals.md)."""
+_ACTION_STATUSES = ", ".join(f"'{status}'" for status in ACTION_STATUSES)
+
+
+class SignalAction(Base):
+    """An action planned for a signal: what (a catalogue id of actions.yaml, or ``other``), who, by when,
+    its status and outcome note, and ``planned_cut`` (the signal's last cut when it was planned, the
+    baseline of outcome tracking). ``version`` increases with every change."""
+
+    __tablename__ = "signal_actions"
+    __table_args__ = (CheckConstraint(f"status IN ({_ACTION_STATUSES})", name="status"),
+                      ForeignKeyConstraint(["study_id", "signal_id"], ["signals.study_id", "signals.signal_id"],
+                                           name="fk_signal_actions_signal"),
+                      Index("ix_signal_actions_signal", "study_id", "signal_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[str] = mapped_column(String(64))
+    signal_id: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    due_date: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str | None] = mapped_column(Text)
+    planned_cut: Mapped[date] = mapped_column(Date)
+    created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer)

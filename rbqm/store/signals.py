@@ -2,9 +2,13 @@
 
 :func:`sync_signals` records the signals of a fresh analysis (``rbqm.signals.derive_signals``):
 new ones are added with status ``new``; a ``resolved`` signal that is flagged again ("new" at a
-later cut) is reopened with the reason "reappeared at cut X". :func:`update_signal` changes the
-status, owner or due date, or adds a comment; closing without action needs a justification.
-Every change checks ``rbqm.permissions`` (``signal.update``; reading needs ``signal.view``) and
+later cut) is reopened with the reason "reappeared at cut X" (``signal.reappearance`` of the
+workflow file). :func:`update_signal` changes the status, owner or due date, or adds a comment.
+Which status may follow which, and what a change needs (a justification, a comment), is
+``key_risk_indicators/signal_workflow.yaml`` (``rbqm.signal_workflow``); entering
+``action_planned`` or ``in_progress`` without an open linked action creates one
+(``rbqm.store.actions``). Every change checks ``rbqm.permissions`` (``signal.update``, or the
+permission the target status names, e.g. ``signal.close``; reading needs ``signal.view``) and
 is recorded with ``record_change`` in the same transaction. ``expected_version`` works as for
 accounts: if the signal changed since the caller read it, a ``ConflictError`` and nothing written.
 
@@ -25,6 +29,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from rbqm.permissions import Action
+from rbqm.signal_workflow import load_workflow
 from rbqm.store._auth import authorize
 from rbqm.store.audit import record_change
 from rbqm.store.engine import Store, check_version, in_session
@@ -32,7 +37,7 @@ from rbqm.store.errors import ConflictError, NotFoundError, StoreError
 from rbqm.store.models import SIGNAL_STATUSES, Signal, User, utc_now
 
 __all__ = ["SIGNAL_STATUSES", "SignalInfo", "SyncReport", "sync_signals", "update_signal", "list_signals",
-           "get_signal"]
+           "get_signal", "find_signal", "move_signal"]
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,7 @@ def sync_signals(store: Store | Session, actor: str, derived: pl.DataFrame) -> S
     """
     latest = derived.filter(pl.col("cut_date") == pl.col("cut_date").max().over("study_id"),
                             pl.col("state") != "resolved")
+    reappearance = load_workflow().signal.reappearance
     added, reopened, refreshed = [], [], []
     with in_session(store, write=True) as session:
         authorize(session, actor, Action.SIGNAL_UPDATE)
@@ -120,8 +126,8 @@ def sync_signals(store: Store | Session, actor: str, derived: pl.DataFrame) -> S
                 continue  # this cut was recorded already
             old = _audited(stored)
             reason = f"seen at cut {cut.isoformat()} ({row['state']})"
-            if stored.status == "resolved" and row["state"] == "new":
-                stored.status, reason = "new", f"reappeared at cut {cut.isoformat()}"
+            if stored.status in reappearance.from_ and row["state"] == "new":
+                stored.status, reason = reappearance.to, f"reappeared at cut {cut.isoformat()}"
                 reopened.append(row["signal_id"])
             else:
                 refreshed.append(row["signal_id"])
@@ -134,7 +140,11 @@ def sync_signals(store: Store | Session, actor: str, derived: pl.DataFrame) -> S
     return SyncReport(tuple(added), tuple(reopened), tuple(refreshed))
 
 
-def _find(session: Session, signal_id: str, study_id: str | None, *, lock: bool = False) -> Signal:
+def find_signal(session: Session, signal_id: str, study_id: str | None, *, lock: bool = False) -> Signal:
+    """The stored signal (locked for update when ``lock``); the caller checked permission.
+
+    Raises ``NotFoundError``, or ``StoreError`` when ``study_id`` is None and several studies have it.
+    """
     query = select(Signal).where(Signal.signal_id == signal_id)
     if study_id is not None:
         query = query.where(Signal.study_id == study_id)
@@ -162,7 +172,7 @@ def get_signal(store: Store | Session, actor: str, signal_id: str, *, study_id: 
     """One signal's workflow (needs ``signal.view``)."""
     with in_session(store, write=False) as session:
         authorize(session, actor, Action.SIGNAL_VIEW)
-        return SignalInfo.from_row(_find(session, signal_id, study_id))
+        return SignalInfo.from_row(find_signal(session, signal_id, study_id))
 
 
 def update_signal(store: Store | Session, actor: str, signal_id: str, *, reason: str, study_id: str | None = None,
@@ -171,28 +181,41 @@ def update_signal(store: Store | Session, actor: str, signal_id: str, *, reason:
                   expected_version: int | None = None) -> SignalInfo:
     """Change a signal's status, owner or due date, and/or add a comment (needs ``signal.update``).
 
-    ``status`` is one of ``SIGNAL_STATUSES``; ``closed_no_action`` needs a ``justification``.
-    ``owner`` must be an active account. ``reason`` is recorded in the audit trail. A change to
-    nothing new and no comment writes nothing.
+    ``status`` must be one the workflow file allows after the current one, with what it needs
+    (``justification`` for ``closed_no_action``, a ``comment`` for some); entering a status with
+    its own permission (``closed_no_action``: ``signal.close``) needs that permission instead.
+    Entering ``action_planned`` or ``in_progress`` without an open linked action creates one
+    (action ``other``, described by the comment, else the reason; owner and due date of the
+    signal). ``owner`` must be an active account. ``reason`` is recorded in the audit trail. A
+    change to nothing new and no comment writes nothing.
 
     Raises
     ------
-    PermissionDenied, NotFoundError, ConflictError (``expected_version`` differs), StoreError (invalid value).
+    PermissionDenied, NotFoundError, ConflictError (``expected_version`` differs), StoreError (invalid
+    value, or a change the workflow does not allow: the message names the allowed next statuses).
     """
+    from rbqm.store.actions import insert_action, open_actions  # actions import this module
+
     if not reason or not reason.strip():
         raise StoreError("a reason is required: it is recorded in the audit trail")
-    if status is not None and status not in SIGNAL_STATUSES:
+    flow = load_workflow()
+    if status is not None and status not in flow.signal.statuses:
         raise StoreError(f"unknown status {status!r}: choose one of {', '.join(SIGNAL_STATUSES)}")
+    permission = flow.signal.statuses[status].permission if status is not None else Action.SIGNAL_UPDATE
+    justification = (justification or "").strip() or None
+    comment = (comment or "").strip() or None
     with in_session(store, write=True) as session:
-        authorize(session, actor, Action.SIGNAL_UPDATE)
-        row = _find(session, signal_id, study_id, lock=True)
+        authorize(session, actor, permission)
+        row = find_signal(session, signal_id, study_id, lock=True)
         name = f"{row.study_id}/{row.signal_id}"
         check_version(f"signal {name}", row.version, expected_version)
         if owner is not None and session.scalar(select(User).where(User.username == owner,
                                                                    User.active.is_(True))) is None:
             raise StoreError(f"owner {owner!r} is not an active account of this store (rbqm user list)")
-        if status == "closed_no_action" and not (justification or "").strip():
-            raise StoreError(f"closing {name} without action needs a justification (--justification)")
+        if status is not None and status != row.status:
+            given = {k for k, v in (("justification", justification), ("comment", comment)) if v}
+            if problem := flow.transition_problem("signal", row.status, status, given=given):
+                raise StoreError(f"signal {name}: {problem}")
         changes = {"status": status, "owner": owner, "due_date": due_date, "justification": justification}
         changes = {k: v for k, v in changes.items() if v is not None and getattr(row, k) != v}
         if not changes and not comment:
@@ -210,6 +233,21 @@ def update_signal(store: Store | Session, actor: str, signal_id: str, *, reason:
         except StaleDataError as exc:
             raise ConflictError(f"signal {name} was changed by someone else meanwhile; nothing was written") from exc
         new = {**_audited(row), **({"comment": comment} if comment else {})}
-        record_change(session, actor=actor, action=Action.SIGNAL_UPDATE, object_type="signal", object_id=name,
+        record_change(session, actor=actor, action=permission, object_type="signal", object_id=name,
                       old=old, new=new, reason=reason)
+        needed = flow.signal.statuses[row.status].open_action
+        if "status" in changes and needed and not open_actions(session, row):
+            insert_action(session, actor, row, action="other", description=comment or reason, owner=row.owner,
+                          due_date=row.due_date, status=needed,
+                          reason=f"signal {name} set to {row.status} without an open action: {reason}")
         return SignalInfo.from_row(row)
+
+
+def move_signal(session: Session, actor: str, row: Signal, status: str, *, reason: str) -> None:
+    """Set ``row``'s status as a consequence of its linked actions (the caller checked permission
+    and the workflow's ``moves_signal``), with one audit record."""
+    old = _audited(row)
+    row.status, row.updated_at = status, utc_now()
+    session.flush()
+    record_change(session, actor=actor, action=Action.SIGNAL_UPDATE, object_type="signal",
+                  object_id=f"{row.study_id}/{row.signal_id}", old=old, new=_audited(row), reason=reason)

@@ -1,5 +1,6 @@
 """Signal fixtures: a synthetic study with late data entry at site 1003 (4 cuts), its analysis and
-signals; the store fixtures of tests/store (SQLite and PostgreSQL) are reused."""
+signals; a smaller one for the command line (2 cuts); the store fixtures of tests/store (SQLite and
+PostgreSQL) are reused."""
 
 from __future__ import annotations
 
@@ -18,14 +19,14 @@ from tests.store.conftest import (  # noqa: F401  (fixtures)
 )
 
 LATE_SITE = "1003"
+LATE = AnomalySpec(type="late_data_entry", magnitude=6.0, sites=(LATE_SITE,), start=0.4)
 
 
 @pytest.fixture(scope="session")
 def late_study(tmp_path_factory):
     folder = tmp_path_factory.mktemp("late") / "study"
-    generate_study(SynthConfig(sites=16, subjects=1600, countries=3, seed=5, months=18, cuts=4,
-                               anomalies=(AnomalySpec(type="late_data_entry", magnitude=6.0, sites=(LATE_SITE,),
-                                                      start=0.4),)), folder)
+    generate_study(SynthConfig(sites=12, subjects=720, countries=3, seed=5, months=14, cuts=4, anomalies=(LATE,)),
+                   folder)
     return folder
 
 
@@ -37,3 +38,12 @@ def late_analysis(late_study):
 @pytest.fixture(scope="session")
 def late_signals(late_analysis):
     return derive_signals(late_analysis)
+
+
+@pytest.fixture(scope="session")
+def cli_study(tmp_path_factory):
+    """A small study (2 cuts) for the command line, which analyses the study at every call."""
+    folder = tmp_path_factory.mktemp("cli") / "study"
+    generate_study(SynthConfig(sites=8, subjects=320, countries=2, seed=5, months=12, cuts=2, anomalies=(LATE,)),
+                   folder)
+    return folder

@@ -71,28 +71,12 @@ def test_late_entry_names_the_oldest_unentered_pages(late_actions, late_tables):
     assert where.startswith(f"Oldest unentered pages ({unentered.collect().height} not entered")
 
 
-def test_plan_ranks_the_late_site_first(late_actions):
+def test_plan_ranks_sites_by_the_sum_of_their_signals_priorities(late_actions):
     plan = plan_visits(late_actions)
     assert plan.schema == pl.Schema(PLAN_COLUMNS)
     assert plan["rank"].to_list() == list(range(1, plan.height + 1))
-    assert "study" not in plan["site_id"].to_list()
-    assert plan["site_id"][0] == "1003"
-
-
-def test_ae_under_reporting_names_subjects_longest_on_study_without_ae(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ae") / "study"
-    generate_study(SynthConfig(sites=8, subjects=480, countries=2, seed=3, months=12, anomalies=(
-        AnomalySpec(type="ae_under_reporting", magnitude=0.9, sites=("1002",), start=0.1),)), folder)
-    analysis = analyze_study(folder)
-    signals = derive_signals(analysis)
-    actions = suggest_actions(analysis, signals, study_dir=Path(folder))
-    rows = actions.filter(pl.col("signal_id") == "csm:ae_under_reporting:AE@1002")
-    assert "ae_reconciliation" in set(rows["action"])
-    tables = derive_tables(scan_study(folder))
-    expected = (tables["subjects"].filter(pl.col("SITEID") == "1002", pl.col("enrolled"))
-                .join(tables["ae"].select("USUBJID").unique(), on="USUBJID", how="anti")
-                .sort(["days_on_study", "USUBJID"], descending=[True, False]).head(5).collect())
-    where = rows["where_to_look"][0]
-    assert where.startswith("Enrolled subjects with no AE reported")
-    for subject in expected.iter_rows(named=True):
-        assert f"{subject['USUBJID']} ({subject['days_on_study']} days)" in where
+    assert plan["priority"].is_sorted(descending=True)
+    sums = (late_actions.filter(pl.col("site_id") != "study").unique("signal_id")
+            .group_by("site_id").agg(pl.col("priority").sum().round(2)))
+    assert dict(plan.select("site_id", "priority").rows()) == dict(sums.rows())
+    assert "1003" in plan["site_id"].head(2).to_list()  # the late site is among the first visited

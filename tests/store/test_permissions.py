@@ -37,6 +37,7 @@ CALLS = {
     Action.AUDIT_VIEW: lambda s, actor: audit.verify_chain(s, actor),
     Action.SIGNAL_VIEW: lambda s, actor: store_signals.list_signals(s, actor),
     Action.SIGNAL_UPDATE: lambda s, actor: store_signals.sync_signals(s, actor, pl.DataFrame(schema=SIGNAL_COLUMNS)),
+    Action.SIGNAL_CLOSE: lambda s, actor: _close_signal(s, actor),
     Action.QTL_VIEW: lambda s, actor: store_qtl.list_breaches(s, actor, "S1"),
     Action.QTL_SET_LIMIT: lambda s, actor: store_qtl.set_limit(s, actor, "S1", "qtl0001", limit=0.3,
                                                                secondary_limit=0.22, rationale="test"),
@@ -71,6 +72,16 @@ def _ingest(session, actor):
         (export / "dm.csv").write_text("STUDYID,USUBJID,SITEID,COUNTRY,RFICDTC,RFSTDTC,ARMCD\n"
                                        "S1,S1-1,1,FRA,2025-01-02,2025-01-09,A\n")
         return store_snapshots.ingest_snapshot(session, actor, export, "S1", root=Path(tmp) / "data", reason="test")
+
+
+def _close_signal(session, actor):
+    """The admin records a signal; ``actor`` closes it without action (all in the caller's transaction)."""
+    store_signals.sync_signals(session, ADMIN, pl.DataFrame([{
+        "signal_id": "kri0010@1003", "study_id": "S1", "cut_date": date(2025, 1, 1), "kind": "kri",
+        "indicator": "kri0010", "site_id": "1003", "severity": "amber", "state": "new",
+        "first_cut": date(2025, 1, 1), "consecutive_cuts": 1, "summary": "test."}], schema=SIGNAL_COLUMNS))
+    return store_signals.update_signal(session, actor, "kri0010@1003", status="closed_no_action",
+                                       justification="test", reason="test")
 
 
 def _decide_risk(session, actor):
