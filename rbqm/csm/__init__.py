@@ -4,6 +4,10 @@ the study, all returning one finding table (``CSM_COLUMNS``; docs/csm.md).
 * :func:`ae_under_reporting`: AEs per visit against simulated similar subjects (simaerep).
 * :func:`digit_preference`: terminal digits of vital signs and lab results, site vs rest.
 * :func:`low_variability`: within-subject visit-to-visit variability, site vs rest (fabrication).
+* :func:`mean_shift`, :func:`variance`, :func:`distribution`: subject-level means, spread and
+  distribution of each vital sign and lab result, site vs its country or the rest of the study.
+* :func:`missingness`, :func:`rounding`: shares of empty and of rounded results, site vs rest.
+* :func:`proportions`: AE severity, grade, seriousness, causality and disposition reasons, site vs rest.
 * :func:`run_csm`: all of them stacked; :func:`skipped_tests` says which could not run and why.
 """
 
@@ -17,10 +21,17 @@ from rbqm.csm._contract import CSM_COLUMNS, check_analysis, check_integer
 from rbqm.csm._digits import digit_preference
 from rbqm.csm._simaerep import ae_under_reporting
 from rbqm.csm._variability import low_variability
+from rbqm.csm._categorical import proportions
+from rbqm.csm._distribution import distribution
+from rbqm.csm._means import mean_shift
+from rbqm.csm._missingness import missingness
+from rbqm.csm._rounding import rounding
+from rbqm.csm._spread import variance
 from rbqm.derive import AnalysisTables
 
 __all__ = ["CSM_COLUMNS", "TESTS", "ae_under_reporting", "digit_preference", "low_variability", "run_csm",
            "skipped_tests"]
+__all__ += ["distribution", "mean_shift", "missingness", "proportions", "rounding", "variance"]
 
 #: Test name (the ``test`` column) -> the study tables it needs (any one of them for vs/lb tests).
 TESTS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -28,6 +39,12 @@ TESTS: dict[str, tuple[tuple[str, ...], str]] = {
     "sae_under_reporting": (("ae", "sv"), "all"),
     "digit_preference": (("vs", "lb"), "any"),
     "low_variability": (("vs", "lb"), "any"),
+    "mean_shift": (("vs", "lb"), "any"),
+    "variance": (("vs", "lb"), "any"),
+    "distribution": (("vs", "lb"), "any"),
+    "missingness": (("vs", "lb"), "any"),
+    "rounding": (("vs", "lb"), "any"),
+    "proportions": (("ae", "ds"), "any"),
 }
 
 
@@ -49,7 +66,8 @@ def skipped_tests(analysis: AnalysisTables) -> dict[str, str]:
         missing = [t for t in tables if t not in analysis]
         if (need == "all" and missing) or (need == "any" and len(missing) == len(tables)):
             out[test] = (f"needs {' and '.join(tables)}" if need == "all"
-                         else f"needs {' or '.join(tables)} (numeric results)")
+                         else f"needs {' or '.join(tables)}"
+                         + (" (numeric results)" if set(tables) <= {"vs", "lb"} else ""))
     return out
 
 
@@ -85,8 +103,8 @@ def run_csm(analysis: AnalysisTables, *, study_id: str, cut_date: date, seed: in
     >>> tables = {k: v.collect() for k, v in tables_at(build_trial(cfg), cfg.end_day).items()}
     >>> analysis = derive_tables(tables, as_of=cfg.end)
     >>> out = run_csm(analysis, study_id="S1", cut_date=cfg.end, r=200)
-    >>> sorted(out["test"].unique())
-    ['ae_under_reporting', 'digit_preference', 'low_variability', 'sae_under_reporting']
+    >>> {"ae_under_reporting", "digit_preference", "low_variability", "mean_shift"} <= set(out["test"])
+    True
     """
     check_analysis(analysis, "run_csm")
     check_integer(seed, "seed", "run_csm", low=0)
@@ -96,5 +114,11 @@ def run_csm(analysis: AnalysisTables, *, study_id: str, cut_date: date, seed: in
         ae_under_reporting(analysis, r=r, seed=seed, serious=True, **stamp),
         digit_preference(analysis, **stamp),
         low_variability(analysis, **stamp),
+        mean_shift(analysis, **stamp),
+        variance(analysis, **stamp),
+        distribution(analysis, **stamp),
+        missingness(analysis, **stamp),
+        rounding(analysis, **stamp),
+        proportions(analysis, **stamp),
     ]
     return pl.concat(parts).sort(["test", "variable", "site_id"])

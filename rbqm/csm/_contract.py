@@ -17,7 +17,7 @@ from rbqm.errors import RbqmError
 from rbqm.stats import bh_expr
 
 __all__ = ["CSM_COLUMNS", "DOMAINS", "LABELS", "check_analysis", "check_integer", "check_variables",
-           "empty_findings", "finish", "label", "measurements", "percent", "study_stamp"]
+           "empty_findings", "finish", "label", "measurements", "percent", "shown", "study_stamp"]
 
 #: The columns of the ``csm`` table, in order, with their dtypes.
 CSM_COLUMNS: dict[str, pl.DataType] = {
@@ -50,6 +50,15 @@ def label(variable: str) -> str:
 def percent(share: pl.Expr) -> pl.Expr:
     """A share as a whole percentage, for descriptions."""
     return (100 * share).round(0).cast(pl.Int64)
+
+
+def shown(value: pl.Expr, *, scale: pl.Expr) -> pl.Expr:
+    """``value`` as text for descriptions, to the decimals (0-4) that give ``scale`` (a typical spread
+    of the variable) two significant digits: 138 for blood pressure, 4.31 for potassium."""
+    decimals = (1 - scale.abs().log10().floor()).fill_nan(0).clip(0, 4).fill_null(0)
+    return pl.coalesce(
+        pl.when(decimals == d).then((value.round(0).cast(pl.Int64) if d == 0 else value.round(d)).cast(pl.String))
+        for d in range(5))
 
 
 def empty_findings() -> pl.DataFrame:

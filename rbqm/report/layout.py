@@ -19,7 +19,7 @@ import polars as pl
 
 from rbqm.qtl import QTL_STATUSES
 from rbqm.report._methods import METHODS
-from rbqm.report.model import REASONS_SHOWN, OversightReport
+from rbqm.report.model import OversightReport
 from rbqm.signals import SIGNAL_STATES
 
 __all__ = ["Bars", "Cell", "Figures", "Heatmap", "Section", "Table", "Text", "HEATMAP_SITES", "SECTIONS",
@@ -44,6 +44,7 @@ SECTIONS = {
 _SEVERITY_FLAG = {"amber": 1, "red": 2}
 _QTL_FLAG = {status: i for i, status in enumerate(QTL_STATUSES)}
 _LEVEL_FLAG = {"low": 0, "medium": 1, "high": 2}
+_BREACH_FLAG = {"open": 2, "evaluated": 1, "signed_off": 0}
 DASH = "-"
 
 
@@ -248,7 +249,7 @@ def _qtl(report: OversightReport) -> Section:
             (0.5, 1, 1.2, 1, 1, 1.1, 0.9, 2.2, 2.2, 1.2),
             _rows(log.head(report.top), lambda r: _cells(
                 r["breach_id"], r["qtl_id"], r["first_cut"], fmt_number(r["estimate"]), fmt_number(r["limit"]),
-                Cell(r["status"], 0 if r["status"] == "signed_off" else 2), r["systemic"], r["root_cause"],
+                Cell(r["status"], _BREACH_FLAG.get(r["status"])), r["systemic"], r["root_cause"],
                 r["capa"], r["signed_off_by"])),
             more_text(log.height, report.top, "breaches"), title="Breach log", empty="No breach recorded."))
         history = store.limit_history
@@ -288,15 +289,15 @@ def _sites(report: OversightReport) -> Section:
     rows = []
     for r in top.iter_rows(named=True):
         mine = reasons.filter(pl.col("site_id") == r["site_id"])
-        lines = [f"• {text}" for text in mine["text"].head(REASONS_SHOWN)]
-        if mine.height > REASONS_SHOWN:
-            lines.append(f"and {mine.height - REASONS_SHOWN} more findings")
+        lines = [f"• {text}" for text in mine.filter("shown")["text"]]
+        if rest := mine.filter(~pl.col("shown")).height:
+            lines.append(f"and {rest} more {'finding' if rest == 1 else 'findings'}")
         rows.append(_cells(r["rank"], r["site_id"], r["country"], fmt_number(r["risk_score"], 3),
                            DASH if r["previous_rank"] is None else r["previous_rank"], r["red"], r["amber"],
                            "\n".join(lines) or "no flag"))
     return Section("sites", SECTIONS["sites"],
                    f"The {len(rows)} sites with the highest risk score and, in words, the KRI flags and central-"
-                   "monitoring findings behind it (red first).",
+                   "monitoring findings behind it: KRI flags (which make the score) first, red first.",
                    (Table(("Rank", "Site", "Country", "Risk score", "Previous rank", "Red", "Amber", "Why"),
                           (0.7, 0.8, 0.9, 0.9, 0.9, 0.6, 0.7, 9),
                           tuple(rows), more_text(total, len(rows), "sites with a risk score above 0"),

@@ -32,8 +32,8 @@ CLOSED_STATUSES = ("resolved", "closed_no_action")
 """Workflow statuses that end a signal (never overdue)."""
 
 _SEVERITY_LEVEL = {"amber": 1, "red": 2}
-REASONS_SHOWN = 4
-"""Reasons given per top site (the most severe first); the rest are counted."""
+REASONS_SHOWN = {"kri": 3, "csm": 2}
+"""Reasons given in words per top site, by kind (the most severe first); the rest are counted."""
 _RATE_METHODS = ("normal_approx_rate", "normal_approx_binary", "poisson", "poisson_free_slope", "identity")
 
 
@@ -86,7 +86,8 @@ class OversightReport:
     site_risk: pl.DataFrame
     """Every site: rank, site_id, country, risk_score, red, amber, previous_rank, previous_risk_score."""
     reasons: pl.DataFrame
-    """Why each site is at risk: site_id, kind (kri or csm), indicator, level (1 amber, 2 red), text."""
+    """Why each site is at risk: site_id, kind (kri or csm), indicator, level (1 amber, 2 red), text, shown
+    (given in words among the top sites' reasons); KRI flags first, red first, strongest first."""
     top_sites: pl.DataFrame
     """The first ``top`` sites by rank with a risk score: site_risk's columns plus ``reasons`` (words)."""
     signals: pl.DataFrame
@@ -279,16 +280,20 @@ def _csm_findings(analysis: Analysis) -> tuple[pl.DataFrame, int]:
 
 
 def _order_reasons(reasons: pl.DataFrame) -> pl.DataFrame:
-    """Per site: red before amber, KRI flags (they make the risk score) before CSM findings, strongest first."""
-    return (reasons.with_columns(_csm=pl.col("kind") == "csm")
-            .sort("site_id", "level", "_csm", "strength", "indicator", descending=[False, True, False, True, False])
+    """Per site: KRI flags (they make the risk score) before CSM findings, red before amber, strongest
+    first; ``shown`` marks the first of each kind (:data:`REASONS_SHOWN`)."""
+    csm = pl.col("kind") == "csm"
+    limit = pl.col("kind").replace_strict(REASONS_SHOWN, return_dtype=pl.Int64)
+    return (reasons.with_columns(_csm=csm)
+            .sort("site_id", "_csm", "level", "strength", "indicator", descending=[False, False, True, True, False])
+            .with_columns(shown=pl.int_range(pl.len()).over("site_id", "kind") < limit)
             .drop("_csm"))
 
 
 def _top_sites(site_risk: pl.DataFrame, reasons: pl.DataFrame, top: int) -> pl.DataFrame:
-    more = pl.len() - REASONS_SHOWN
+    more = (~pl.col("shown")).sum()
     words = (reasons.group_by("site_id", maintain_order=True)
-             .agg(reasons=pl.col("text").head(REASONS_SHOWN).str.join("; ")
+             .agg(reasons=pl.col("text").filter("shown").str.join("; ")
                   + pl.when(more > 0).then(pl.format("; and {} more", more)).otherwise(pl.lit(""))))
     return (site_risk.filter(pl.col("risk_score").fill_null(0) > 0)
             .join(words, on="site_id", how="left").sort("rank", "site_id").head(top))

@@ -23,6 +23,8 @@ FUNCTIONS = {
     "sae_under_reporting": partial(ae_under_reporting, r=200, serious=True),
     "digit_preference": digit_preference,
     "low_variability": low_variability,
+    **{name: getattr(rbqm.csm, name)
+       for name in ("mean_shift", "variance", "distribution", "missingness", "rounding", "proportions")},
 }
 
 
@@ -74,7 +76,8 @@ def test_run_csm_stacks_every_test_and_skips_what_lacks_input(small):
     assert skipped_tests(small) == {}
     ae_only = hand_study({"A-1": ("A", ["2024-01-01", "2024-01-08"], ["2024-01-03"]),
                           "B-1": ("B", ["2024-01-01", "2024-01-08"], [])})
-    assert set(skipped_tests(ae_only)) == {"digit_preference", "low_variability"}
+    assert set(skipped_tests(ae_only)) == {test for test, (tables, _) in TESTS.items()
+                                           if set(tables) <= {"vs", "lb"}}
     assert set(run_csm(ae_only, study_id="S", cut_date=date(2025, 1, 1), r=50)["test"]) == {
         "ae_under_reporting", "sae_under_reporting"}
 

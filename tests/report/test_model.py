@@ -37,10 +37,24 @@ def test_every_anomalous_site_is_a_top_site_for_the_right_reason(report, truth):
     for row in truth.iter_rows(named=True):
         site, anomaly = row["SITEID"], row["ANOMALY"]
         assert site in top, f"{anomaly} at {site} is not among the top sites {top}"
-        given = report.reasons.filter(pl.col("site_id") == site)["indicator"].head(REASONS_SHOWN).to_list()
+        given = report.reasons.filter(pl.col("site_id") == site, pl.col("shown"))["indicator"].to_list()
         assert any(i.startswith(EXPECTED_REASONS[anomaly]) for i in given), (site, anomaly, given)
         words = report.top_sites.filter(pl.col("site_id") == site)["reasons"].item()
         assert words and "; " in words  # in words, several of them
+
+
+def test_reasons_name_kri_flags_first_and_count_the_rest(report):
+    for site in report.top_sites["site_id"]:
+        mine = report.reasons.filter(pl.col("site_id") == site)
+        shown = mine.filter("shown")
+        for kind, limit in REASONS_SHOWN.items():
+            assert shown.filter(pl.col("kind") == kind).height == min(limit, mine.filter(pl.col("kind") == kind).height)
+        assert shown["kind"].to_list() == sorted(shown["kind"].to_list(), reverse=True)  # kri before csm
+        kri = shown.filter(pl.col("kind") == "kri")["level"].to_list()
+        assert kri == sorted(kri, reverse=True)  # red before amber
+        words = report.top_sites.filter(pl.col("site_id") == site)["reasons"].item()
+        rest = mine.height - shown.height
+        assert words.endswith(f"; and {rest} more") if rest else "more" not in words
 
 
 def test_a_site_without_anomaly_is_not_given_the_anomaly_reasons(report, truth):
