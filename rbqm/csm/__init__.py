@@ -8,6 +8,10 @@ the study, all returning one finding table (``CSM_COLUMNS``; docs/csm.md).
   distribution of each vital sign and lab result, site vs its country or the rest of the study.
 * :func:`missingness`, :func:`rounding`: shares of empty and of rounded results, site vs rest.
 * :func:`proportions`: AE severity, grade, seriousness, causality and disposition reasons, site vs rest.
+* :func:`mahalanobis`: subjects whose lab and vital-sign visits lie too close to (or far from) the
+  study's robust centre; :func:`duplicates`: copied visit records and repeated readings.
+* :func:`visit_dates`, :func:`visit_regularity`, :func:`date_order`: weekend and holiday visits,
+  too regular visit schedules, dates in an impossible order; :func:`event_counts`: events per subject.
 * :func:`run_csm`: all of them stacked; :func:`skipped_tests` says which could not run and why.
 """
 
@@ -27,11 +31,16 @@ from rbqm.csm._means import mean_shift
 from rbqm.csm._missingness import missingness
 from rbqm.csm._rounding import rounding
 from rbqm.csm._spread import variance
+from rbqm.csm._dates import date_order, visit_dates, visit_regularity
+from rbqm.csm._duplicates import duplicates
+from rbqm.csm._events import event_counts
+from rbqm.csm._mahalanobis import mahalanobis
 from rbqm.derive import AnalysisTables
 
 __all__ = ["CSM_COLUMNS", "TESTS", "ae_under_reporting", "digit_preference", "low_variability", "run_csm",
            "skipped_tests"]
 __all__ += ["distribution", "mean_shift", "missingness", "proportions", "rounding", "variance"]
+__all__ += ["date_order", "duplicates", "event_counts", "mahalanobis", "visit_dates", "visit_regularity"]
 
 #: Test name (the ``test`` column) -> the study tables it needs (any one of them for vs/lb tests).
 TESTS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -45,6 +54,12 @@ TESTS: dict[str, tuple[tuple[str, ...], str]] = {
     "missingness": (("vs", "lb"), "any"),
     "rounding": (("vs", "lb"), "any"),
     "proportions": (("ae", "ds"), "any"),
+    "mahalanobis": (("vs", "lb"), "any"),
+    "duplicates": (("vs", "lb"), "any"),
+    "visit_dates": (("sv",), "all"),
+    "visit_regularity": (("sv",), "all"),
+    "date_order": (("ae", "sv", "ex"), "any"),
+    "event_counts": (("ae", "cm", "mh", "dv"), "any"),
 }
 
 
@@ -120,5 +135,11 @@ def run_csm(analysis: AnalysisTables, *, study_id: str, cut_date: date, seed: in
         missingness(analysis, **stamp),
         rounding(analysis, **stamp),
         proportions(analysis, **stamp),
+        mahalanobis(analysis, **stamp),
+        duplicates(analysis, **stamp),
+        visit_dates(analysis, **stamp),
+        visit_regularity(analysis, **stamp),
+        date_order(analysis, **stamp),
+        event_counts(analysis, **stamp),
     ]
     return pl.concat(parts).sort(["test", "variable", "site_id"])
