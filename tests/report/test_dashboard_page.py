@@ -16,13 +16,19 @@ APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 PAGE = "pages/report.py"
 
 
+@pytest.fixture(scope="module")
+def _fresh_cache():
+    """One empty ``st.cache_data`` for this module: its tests share the study's cached analysis."""
+    st.cache_data.clear()
+    yield
+    st.cache_data.clear()
+
+
 @pytest.fixture
-def dashboard(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def dashboard(_fresh_cache, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("RBQM_DATA_DIR", str(data_dir))
     monkeypatch.setenv(DATABASE_URL_ENV, make_store(tmp_path / "rbqm.db"))
-    st.cache_data.clear()
-    yield data_dir
-    st.cache_data.clear()
+    return data_dir
 
 
 def open_page(user: str, role: str) -> AppTest:
