@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import polars as pl
 
@@ -52,7 +51,7 @@ def _state(level: str, strength: str, cut: str) -> pl.Expr:
 
 
 def signal_outcomes(analysis: Analysis, baselines: pl.DataFrame, *, as_of: date | None = None,
-                    kri_dir: Path | None = None, workflow: Workflow | None = None) -> pl.DataFrame:
+                    workflow: Workflow | None = None) -> pl.DataFrame:
     """The outcome of every actioned signal: its indicator at the action's cut against the latest later cut.
 
     Parameters
@@ -64,8 +63,6 @@ def signal_outcomes(analysis: Analysis, baselines: pl.DataFrame, *, as_of: date 
         signal, as ``rbqm.store.actions.action_baselines`` returns.
     as_of : date, optional
         Use only the cuts up to this date (what was known then); default every cut.
-    kri_dir : Path, optional
-        The definitions' folder (default: the shipped library).
     workflow : Workflow, optional
         Replaces the shipped ``signal_workflow.yaml`` (its ``outcomes.margins``).
 
@@ -94,7 +91,7 @@ def signal_outcomes(analysis: Analysis, baselines: pl.DataFrame, *, as_of: date 
     ['too_early', 'too_early']
     """
     margins = (workflow or load_workflow()).outcomes.margins
-    levels = indicator_levels(analysis, kri_dir=kri_dir)
+    levels = indicator_levels(analysis)
     if as_of is not None:
         levels = levels.filter(pl.col("cut_date") <= as_of)
     if "source" not in baselines.columns:

@@ -121,6 +121,8 @@ class Workflow(BaseModel):
         for i, move in enumerate(self.actions.moves_signal):
             problems += _unknown(move.action, action, f"actions.moves_signal.{i}.action")
             problems += _unknown((*move.from_, move.to), signal, f"actions.moves_signal.{i}")
+            problems += [f"actions.moves_signal.{i}: {old} -> {move.to} is not a transition of signal.statuses"
+                         for old in move.from_ if old in signal and move.to not in signal[old].next]
         if problems:
             raise ValueError("; ".join(problems))
         return self

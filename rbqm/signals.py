@@ -99,10 +99,11 @@ def _csm_flags(csm: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _indicators(analysis: Analysis, *, kri_dir: Path | None = None) -> pl.DataFrame:
-    """Every signal candidate at every cut it was computed: keys, level (0, 1 amber, 2 red), strength, detail."""
-    kri_names = {d.id: d.name for d in load_definitions(kri_dir)}
-    qtl_names = {d.id: d.name for d in load_qtl_definitions(kri_dir)}
+def _indicators(analysis: Analysis, *, kri_dir: Path | None = None, named: bool = True) -> pl.DataFrame:
+    """Every signal candidate at every cut it was computed: keys, level (0, 1 amber, 2 red), strength, and
+    detail (naming the indicators from their definitions when ``named``, else by id)."""
+    kri_names = {d.id: d.name for d in load_definitions(kri_dir)} if named else {}
+    qtl_names = {d.id: d.name for d in load_qtl_definitions(kri_dir)} if named else {}
     parts = [_kri_flags(analysis.results, kri_names)] if analysis.results.height else []
     if analysis.qtl.height:
         parts.append(_qtl_flags(analysis.qtl, qtl_names))
@@ -115,7 +116,7 @@ def _indicators(analysis: Analysis, *, kri_dir: Path | None = None) -> pl.DataFr
     return pl.concat(parts, how="vertical_relaxed")
 
 
-def indicator_levels(analysis: Analysis, *, kri_dir: Path | None = None) -> pl.DataFrame:
+def indicator_levels(analysis: Analysis) -> pl.DataFrame:
     """Every signal's indicator at every cut it was computed, flagged or not: its level and strength.
 
     ``level`` is 0 (not flagged), 1 (amber) or 2 (red), as in :func:`derive_signals`. ``strength``
@@ -140,7 +141,7 @@ def indicator_levels(analysis: Analysis, *, kri_dir: Path | None = None) -> pl.D
     >>> indicator_levels(analysis).select("signal_id", "level", "strength").rows()
     [('kri0010@1003', 2, 3.4), ('kri0010@1003', 0, 1.2)]
     """
-    return (_indicators(analysis, kri_dir=kri_dir).with_columns(signal_id=signal_id_expr())
+    return (_indicators(analysis, named=False).with_columns(signal_id=signal_id_expr())
             .select(list(LEVEL_COLUMNS)).cast(LEVEL_COLUMNS).sort(["study_id", "signal_id", "cut_date"]))
 
 

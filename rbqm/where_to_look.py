@@ -120,32 +120,32 @@ def _subjects_fewest_ae(tables: AnalysisTables, wanted: pl.DataFrame, _: Path | 
 
 
 def _non_serious_severe_aes(tables: AnalysisTables, wanted: pl.DataFrame, _: Path | None) -> pl.DataFrame:
-    """AEs of grade 3 or more not reported as serious, highest grade first, then latest: the
-    candidates for a serious event reported as non-serious."""
+    """AEs of grade 3 or more not reported as serious, those whose term and grade the other sites most
+    often report as serious first (then higher grade, then latest): the likeliest serious events
+    reported as non-serious."""
     if "ae" not in tables:
         return _empty()
-    item = pl.format("{} {} grade {} ({})", "USUBJID", "AEDECOD", "grade", "AESTDTC")
-    sites = (tables.with_sites("ae")
-             .filter(pl.col("SITEID").is_in(wanted["site_id"].implode()), pl.col("grade") >= 3,
-                     pl.col("AESER").fill_null("N") != "Y")
-             .sort(["grade", "AESTDTC", "USUBJID"], descending=[True, True, False], nulls_last=True)
+    severe = tables.with_sites("ae").filter(pl.col("grade") >= 3)
+    keys = ["AEDECOD", "grade"]
+    per_site = severe.group_by(*keys, "SITEID").agg(n=pl.len(), serious=(pl.col("AESER") == "Y").sum())
+    elsewhere = per_site.with_columns(
+        share=((pl.col("serious").sum().over(keys) - pl.col("serious"))
+               / (pl.col("n").sum().over(keys) - pl.col("n"))).fill_nan(None)).select(*keys, "SITEID", "share")
+    share = (pl.when(pl.col("share").is_null()).then(pl.lit("not seen at other sites"))
+             .otherwise(pl.format("serious at other sites {}%", (100 * pl.col("share")).round(0).cast(pl.Int64))))
+    item = pl.format("{} {} grade {} ({}; {})", "USUBJID", "AEDECOD", "grade", "AESTDTC", share)
+    sites = (severe.filter(pl.col("SITEID").is_in(wanted["site_id"].implode()), pl.col("AESER").fill_null("N") != "Y")
+             .join(elsewhere, on=[*keys, "SITEID"], how="left")
+             .sort(["share", "grade", "AESTDTC", "USUBJID"], descending=[True, True, True, False], nulls_last=True)
              .group_by("SITEID").agg(n=pl.len(), items=item.head(SHOWN))
              .select(site_id="SITEID", where_to_look=pl.format(
                  "Non-serious AEs of grade 3 or higher, to check against the seriousness criteria ({} at the "
-                 "site): {}.", "n", _joined("items")))
+                 "site), those most often serious elsewhere first: {}.", "n", _joined("items")))
              .collect())
     return _per_site(wanted, sites)
 
 
 # --- Data patterns: readings ------------------------------------------------------------------
-
-
-def _readings(tables: AnalysisTables, sites: pl.Series) -> pl.LazyFrame | None:
-    values = measurements(tables, None)
-    if values is None:
-        return None
-    return values.filter(pl.col("site_id").is_in(sites.implode())).with_columns(
-        code=pl.col("variable").str.split(":").list.last())
 
 
 def _digit_readings(tables: AnalysisTables, wanted: pl.DataFrame, _: Path | None) -> pl.DataFrame:

@@ -4,11 +4,12 @@ PostgreSQL) are reused."""
 
 from __future__ import annotations
 
+import polars as pl
 import pytest
 
 from synthetic import AnomalySpec, SynthConfig, generate_study
 from rbqm.analysis import analyze_study
-from rbqm.signals import derive_signals
+from rbqm.signals import SIGNAL_COLUMNS, derive_signals
 from tests.store.conftest import (  # noqa: F401  (fixtures)
     _cheap_password_hashing,
     backend,
@@ -47,3 +48,13 @@ def cli_study(tmp_path_factory):
     generate_study(SynthConfig(sites=8, subjects=320, countries=2, seed=5, months=12, cuts=2, anomalies=(LATE,)),
                    folder)
     return folder
+
+
+def derived_signals(rows: list[tuple[str, object, str, str]], study: str = "S") -> pl.DataFrame:
+    """Derived signals (``rbqm.signals.SIGNAL_COLUMNS``) from (signal_id, cut, severity, state) of one
+    KRI study: the indicator and site come from the id."""
+    return pl.DataFrame([{"signal_id": sid, "study_id": study, "cut_date": cut, "kind": "kri",
+                          "indicator": sid.split("@")[0], "site_id": sid.split("@")[1], "severity": severity,
+                          "state": state, "first_cut": cut, "consecutive_cuts": 0 if state == "resolved" else 1,
+                          "summary": f"{sid} {state}."} for sid, cut, severity, state in rows],
+                        schema=SIGNAL_COLUMNS)

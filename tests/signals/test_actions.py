@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import polars as pl
 import pytest
 
-from synthetic import AnomalySpec, SynthConfig, generate_study
 from rbqm.actions import ACTION_COLUMNS, PLAN_COLUMNS, load_actions, plan_visits, suggest_actions
-from rbqm.analysis import analyze_study
 from rbqm.derive import derive_tables
 from rbqm.errors import DefinitionError
 from rbqm.io import scan_study
-from rbqm.signals import derive_signals
 from rbqm.study import list_cuts
 
 
