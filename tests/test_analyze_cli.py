@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 from datetime import date
 
+import numpy as np
 import polars as pl
 import pytest
 from typer.testing import CliRunner
 
 import rbqm.cli  # noqa: F401  (registers the commands)
-from rbqm.analysis import OUTPUT_TABLES, analyze_study
+from rbqm.analysis import OUTPUT_TABLES, PERMUTATIONS, analyze_study
 from rbqm.cli._app import app
 from rbqm.kri.compute import RESULT_COLUMNS
 
@@ -19,7 +21,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def analysed(study_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("analyze") / "out"
-    result = runner.invoke(app, ["analyze", str(study_dir), "--out", str(out)])
+    result = runner.invoke(app, ["analyze", str(study_dir), "--out", str(out), "--permutations", "3"])
     return out, result
 
 
@@ -41,7 +43,7 @@ def test_analyze_writes_every_table_in_both_formats(analysed):
 
 def test_cli_output_equals_the_engine(analysed, study_dir):
     out, _ = analysed
-    engine = analyze_study(study_dir)
+    engine = analyze_study(study_dir, permutations=3)
     assert pl.read_parquet(out / "results.parquet").equals(engine.results)
     assert pl.read_parquet(out / "site_risk.parquet").equals(engine.site_risk)
 
@@ -56,6 +58,7 @@ def test_reruns_on_the_same_cut_are_identical(study_dir):
     (["analyze", "{missing}", "--out", "{out}"], "not a study folder"),
     (["analyze", "{study}", "--out", "{out}", "--as-of", "yesterday"], "--as-of must be an ISO 8601 date"),
     (["analyze", "{study}", "--out", "{out}", "--kri-dir", "{missing}"], "no such KRI folder"),
+    (["analyze", "{study}", "--out", "{out}", "--permutations", "-1"], "--permutations must be 0 or more"),
 ])
 def test_bad_input_exits_2_without_traceback(args, message, study_dir, tmp_path):
     filled = [a.format(missing=tmp_path / "nope", out=tmp_path / "out", study=study_dir) for a in args]
@@ -86,3 +89,40 @@ def test_analyze_uses_the_study_limits_from_the_store(study_dir, tmp_path):
     assert result.exit_code == 0, result.output
     qtl = pl.read_parquet(out / "qtl.parquet").filter(pl.col("qtl_id") == "qtl0008")
     assert qtl["limit"].unique().to_list() == [0.5]
+
+
+def test_site_risk_carries_the_data_inconsistency_score_at_the_latest_cut(analysed):
+    out, result = analysed
+    assert "most inconsistent site" in result.output
+    risk = pl.read_parquet(out / "site_risk.parquet")
+    assert risk.schema["dis"] == pl.Float64 and risk.schema["dis_rank"] == pl.Int64
+    latest = risk.filter(pl.col("cut_date") == risk["cut_date"].max())
+    scored = latest.filter(pl.col("dis").is_not_null())
+    assert scored.height >= 0.8 * latest.height
+    assert sorted(scored["dis_rank"]) == list(range(1, scored.height + 1))
+    assert (scored["dis"] >= 0).all()
+    # 3 permutations: the smallest p-value is about 1 / (1 + 3 x sites), the largest dis its -log10
+    assert scored["dis"].max() <= np.log10(1 + 3 * latest.height) + 1e-9
+    assert scored.sort("dis_rank")["dis"].is_sorted(descending=True)
+    earlier = risk.filter(pl.col("cut_date") < risk["cut_date"].max())
+    assert earlier["dis"].null_count() == earlier.height          # only the latest cut is scored
+
+
+def test_csm_holds_the_kri_profile_of_every_cut(analysed):
+    out, _ = analysed
+    csm = pl.read_parquet(out / "csm.parquet")
+    profile = csm.filter(pl.col("test") == "kri_profile")
+    assert profile["cut_date"].n_unique() == 3 and set(profile["variable"]) == {"KRIs"}
+    assert csm.equals(csm.sort(["cut_date", "test", "variable", "site_id"]))
+
+
+def test_no_csm_or_no_permutations_leave_dis_null(study_dir):
+    for analysis in (analyze_study(study_dir, as_of=date(2025, 5, 1), csm=False, permutations=3),
+                     analyze_study(study_dir, as_of=date(2025, 5, 1), permutations=0)):
+        assert analysis.site_risk["dis"].null_count() == analysis.site_risk.height
+        assert analysis.site_risk["dis_rank"].null_count() == analysis.site_risk.height
+
+
+def test_the_command_asks_for_the_documented_permutations():
+    from rbqm.cli.analyze import analyze_command
+    assert inspect.signature(analyze_command).parameters["permutations"].default == PERMUTATIONS == 20

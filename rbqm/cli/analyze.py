@@ -1,14 +1,18 @@
-"""``rbqm analyze STUDY_DIR --out OUT_DIR``: KRIs per site and country, funnel bounds and site risk."""
+"""``rbqm analyze STUDY_DIR --out OUT_DIR``: KRIs per site and country, funnel bounds and site risk
+(with the data inconsistency score), QTLs and central statistical monitoring."""
 
 from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from rbqm.cli._app import app, echo_table, user_errors
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 @app.command("analyze")
@@ -18,6 +22,10 @@ def analyze_command(
     as_of: Annotated[str | None, typer.Option(help="Analyse the study folder at this date only (ISO 8601).")] = None,
     kri_dir: Annotated[Path | None, typer.Option(help="A folder of KRI and QTL definitions instead of the shipped library.")] = None,
     csm: Annotated[bool, typer.Option("--csm/--no-csm", help="Run central statistical monitoring too.")] = True,
+    permutations: Annotated[int, typer.Option(
+        "--permutations", metavar="B",
+        help="Site-label permutations behind the data inconsistency score (dis in site_risk, latest cut); "
+             "each reruns the CSM battery. 0: no score.")] = 20,
     db: Annotated[str | None, typer.Option("--db", metavar="URL",
                                            help="Use the study's QTL limits from this store (rbqm qtl set-limit).")] = None,
 ) -> None:
@@ -37,7 +45,10 @@ def analyze_command(
 
             with open_cli_store(db) as store:
                 limits = stored_limits(store, study_id_of(study_dir)) or None
-        analysis = analyze_study(study_dir, as_of=cut, kri_dir=kri_dir, csm=csm, qtl_limits=limits)
+        if permutations < 0:
+            raise RbqmError(f"--permutations must be 0 or more (0: no data inconsistency score), got {permutations}")
+        analysis = analyze_study(study_dir, as_of=cut, kri_dir=kri_dir, csm=csm, qtl_limits=limits,
+                                 permutations=permutations)
         write_analysis(analysis, out)
     latest = analysis.results.filter(analysis.results["cut_date"] == analysis.cut_dates[-1])
     site = latest.filter(latest["level"] == "site")
@@ -53,4 +64,13 @@ def analyze_command(
                                == "tolerance limit breached").sum())),
         ("CSM findings q < 0.05", int((analysis.csm.filter(analysis.csm["cut_date"] == analysis.cut_dates[-1])
                                        ["q_value"] < 0.05).sum())),
+        ("most inconsistent site", _most_inconsistent(analysis.site_risk, analysis.cut_dates[-1])),
     ])
+
+
+def _most_inconsistent(site_risk: pl.DataFrame, cut: date) -> str:
+    """The site ranked 1 by the data inconsistency score at ``cut``, with its score."""
+    top = site_risk.filter((site_risk["cut_date"] == cut) & (site_risk["dis_rank"] == 1))
+    if top.height == 0:
+        return "no data inconsistency score (--permutations 0 or --no-csm)"
+    return f"{top['site_id'][0]} (dis {top['dis'][0]:.2f}, p = {10 ** -top['dis'][0]:.3g})"

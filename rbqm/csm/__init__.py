@@ -13,6 +13,9 @@ the study, all returning one finding table (``CSM_COLUMNS``; docs/csm.md).
 * :func:`visit_dates`, :func:`visit_regularity`, :func:`date_order`: weekend and holiday visits,
   too regular visit schedules, dates in an impossible order; :func:`event_counts`: events per subject.
 * :func:`run_csm`: all of them stacked; :func:`skipped_tests` says which could not run and why.
+* :func:`kri_profile`: sites whose KRI profile is unusual (robust Mahalanobis distance over the KRIs).
+* :func:`data_inconsistency`: each site's p-values combined into one score, calibrated by permuting
+  site labels (:func:`permute_sites`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ import polars as pl
 
 from rbqm.csm._contract import CSM_COLUMNS, check_analysis, check_integer
 from rbqm.csm._digits import digit_preference
+from rbqm.csm._inconsistency import data_inconsistency
+from rbqm.csm._permute import permute_sites
+from rbqm.csm._profile import kri_profile
 from rbqm.csm._simaerep import ae_under_reporting
 from rbqm.csm._variability import low_variability
 from rbqm.csm._categorical import proportions
@@ -39,6 +45,7 @@ from rbqm.derive import AnalysisTables
 
 __all__ = ["CSM_COLUMNS", "TESTS", "ae_under_reporting", "digit_preference", "low_variability", "run_csm",
            "skipped_tests"]
+__all__ += ["data_inconsistency", "kri_profile", "permute_sites"]
 __all__ += ["distribution", "mean_shift", "missingness", "proportions", "rounding", "variance"]
 __all__ += ["date_order", "duplicates", "event_counts", "mahalanobis", "visit_dates", "visit_regularity"]
 
