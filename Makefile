@@ -10,7 +10,7 @@ DEMO_LOGIN := $(DATA_DIR)/demo-login.txt
 PORT ?= 8501
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test test-fast bench venv demo demo-login docs clean
+.PHONY: run test test-fast bench bench-detect venv demo demo-login docs clean
 
 run: $(STAMP) $(DEMO)/dm.parquet demo-login
 	@echo "Starting the dashboard on http://localhost:$(PORT) (study: $(DEMO)). Stop with Ctrl-C."
@@ -30,6 +30,11 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.synth
 	$(BIN)/python -m bench.kri
 	$(BIN)/python -m bench.ingest
+
+# Detection benchmark: every anomaly type at 3 magnitudes, 50 replicate studies each, on 2 workers;
+# writes docs/detection.md and bench/results/detect*. DETECT_ARGS="--replicates 10" for a quick run.
+bench-detect: $(STAMP)
+	$(BIN)/python -m bench.detect $(DETECT_ARGS)
 
 venv: $(STAMP)
 
