@@ -12,10 +12,9 @@ import polars as pl
 from scipy.stats import chi2 as chi2_dist
 
 from rbqm.csm._contract import (
-    check_analysis, check_integer, empty_findings, finish, percent, study_stamp,
+    MIN_EXPECTED, check_analysis, check_integer, empty_findings, finish, percent, study_stamp, two_by_two,
 )
 from rbqm.derive import AnalysisTables
-from rbqm.stats._fisher import fisher_two_sided
 
 __all__ = ["CATEGORICAL", "categories", "proportions"]
 
@@ -42,8 +41,6 @@ CATEGORICAL: dict[str, Categorical] = {
 #: depends mostly on when a site started enrolling).
 _DISPOSITION = "DISPOSITION EVENT"
 _NOT_A_REASON = ("COMPLETED",)
-#: Cochran's rule: below this expected count in any cell the chi-square approximation is not used.
-_MIN_EXPECTED = 5.0
 
 
 def categories(analysis: AnalysisTables) -> pl.LazyFrame | None:
@@ -86,8 +83,9 @@ def proportions(analysis: AnalysisTables, *, min_records: int = 10, study_id: st
     For each categorical variable (:func:`categories`) and site, the 2 x k table of category counts
     (site, rest of the study; k categories seen in the study) gives Pearson's chi-square with k - 1
     degrees of freedom. When an expected count is below 5, the p-value is instead the smallest of
-    the k two-sided Fisher exact tests of one category against the others, times k (Bonferroni; a
-    single test when k = 2), which stays valid for small sites. Records (AEs, disposition events)
+    the k two-sided tests of one category against the others, times k (Bonferroni; a single test
+    when k = 2), each Fisher's exact test when its own 2 x 2 table has an expected count below 5
+    (else Pearson's chi-square): this stays valid for small sites. Records (AEs, disposition events)
     are counted as independent.
 
     Parameters
@@ -149,11 +147,15 @@ def proportions(analysis: AnalysisTables, *, min_records: int = 10, study_id: st
                           rest_expected=(pl.col("total") - pl.col("n")) * pl.col("column") / pl.col("total"),
                           share=pl.col("x") / pl.col("n"),
                           rest_share=(pl.col("column") - pl.col("x")) / (pl.col("total") - pl.col("n")))
+            .with_columns(small=(pl.min_horizontal("expected", "rest_expected") < MIN_EXPECTED)
+                          .any().over("variable", "site_id"))
             .collect())
     if grid.height == 0:
         return empty_findings()
     rest_x = (grid["column"] - grid["x"]).to_numpy()
-    fisher = fisher_two_sided(*(grid[c].to_numpy() for c in ("x", "n", "column", "total")))
+    small = grid["small"].to_numpy()
+    fisher = np.ones(grid.height)                     # one category against the others: small tables only
+    fisher[small] = two_by_two(*(grid[c].to_numpy()[small] for c in ("x", "n", "column", "total")))
     with np.errstate(divide="ignore", invalid="ignore"):
         cells = ((grid["x"] - grid["expected"]) ** 2 / grid["expected"]
                  + (rest_x - grid["rest_expected"]) ** 2 / grid["rest_expected"])
@@ -165,7 +167,7 @@ def proportions(analysis: AnalysisTables, *, min_records: int = 10, study_id: st
     found = (grid.with_columns(cell=cells, fisher=fisher)
              .group_by("variable", "site_id")
              .agg(statistic=pl.col("cell").sum(), k=pl.first("k"), n=pl.first("n"),
-                  small=(pl.min_horizontal("expected", "rest_expected") < _MIN_EXPECTED).any(),
+                  small=pl.first("small"),
                   fisher=pl.col("fisher").min(),
                   category=most_different(pl.col("category")), share=most_different(pl.col("share")),
                   rest_share=most_different(pl.col("rest_share")), effect=most_different(difference))

@@ -17,10 +17,11 @@ from scipy.stats import chi2
 from rbqm.derive import AnalysisTables
 from rbqm.errors import RbqmError
 from rbqm.stats import bh_expr
+from rbqm.stats._fisher import fisher_two_sided
 
 __all__ = ["CSM_COLUMNS", "DOMAINS", "LABELS", "between_site_sd", "check_analysis", "check_integer",
            "check_variables", "empty_findings", "finish", "label", "measurements", "median_versus_rest",
-           "percent", "scores_versus_rest", "shown", "study_stamp"]
+           "percent", "scores_versus_rest", "shown", "study_stamp", "two_by_two"]
 
 #: The columns of the ``csm`` table, in order, with their dtypes.
 CSM_COLUMNS: dict[str, pl.DataType] = {
@@ -56,6 +57,30 @@ def label(variable: str) -> str:
 def percent(share: pl.Expr) -> pl.Expr:
     """A share as a whole percentage, for descriptions."""
     return (100 * share).round(0).cast(pl.Int64)
+
+
+#: Cochran's rule: a 2 x 2 table with an expected count below this gets Fisher's exact test.
+MIN_EXPECTED = 5.0
+
+
+def two_by_two(events: np.ndarray, size: np.ndarray, total_events: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """Two-sided p-values of each site's share (``events`` of ``size``) against the rest of the study
+    (``total_events`` of ``total`` including the site), vectorised over rows: Fisher's exact test
+    (``rbqm.stats.fisher``) when an expected count of the 2 x 2 table is below 5, else Pearson's
+    chi-square with 1 degree of freedom (exact tails of large tables are slow and not needed)."""
+    events, size, total_events, total = (np.asarray(a, dtype=np.float64) for a in (events, size, total_events,
+                                                                                 total))
+    rest, rest_events = total - size, total_events - events
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = np.stack([size * total_events, size * (total - total_events), rest * total_events,
+                             rest * (total - total_events)]) / total
+        observed = np.stack([events, size - events, rest_events, rest - rest_events])
+        statistic = np.where(expected > 0, (observed - expected) ** 2 / expected, 0.0).sum(axis=0)
+    p = chi2.sf(statistic, 1)
+    small = expected.min(axis=0) < MIN_EXPECTED
+    if small.any():
+        p[small] = fisher_two_sided(*(a[small].astype(np.int64) for a in (events, size, total_events, total)))
+    return np.where((total_events > 0) & (total_events < total) & (rest > 0), p, 1.0)
 
 
 def shown(value: pl.Expr, *, scale: pl.Expr) -> pl.Expr:

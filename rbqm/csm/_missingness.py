@@ -9,10 +9,9 @@ import polars as pl
 
 from rbqm.csm._contract import (
     DOMAINS, check_analysis, check_integer, check_variables, empty_findings, finish, label, percent,
-    study_stamp,
+    study_stamp, two_by_two,
 )
 from rbqm.derive import AnalysisTables
-from rbqm.stats._fisher import fisher_two_sided
 
 __all__ = ["missingness", "planned_results"]
 
@@ -73,8 +72,9 @@ def missingness(analysis: AnalysisTables, *, variables: tuple[str, ...] | None =
     whose form or panel was entered plans every variable the study collects at that visit, and a
     result is missing when its record is absent or empty. Visits that did not happen, and forms not
     entered at all, are the business of the visit and data-entry KRIs. For each site and variable, the
-    2 x 2 table (missing, present) x (site, rest of the study) gives Fisher's exact two-sided p-value
-    (as ``rbqm.stats.fisher``, vectorised over sites and variables).
+    2 x 2 table (missing, present) x (site, rest of the study) gives a two-sided p-value: Fisher's
+    exact test (as ``rbqm.stats.fisher``) when an expected count is below 5, else Pearson's
+    chi-square, vectorised over sites and variables.
 
     Parameters
     ----------
@@ -92,7 +92,7 @@ def missingness(analysis: AnalysisTables, *, variables: tuple[str, ...] | None =
     -------
     polars.DataFrame
         The ``csm`` columns, one row per tested site and variable, test ``missingness``:
-        ``statistic`` the site's share of missing results, ``p_value`` Fisher's two-sided,
+        ``statistic`` the site's share of missing results, ``p_value`` two-sided,
         ``q_value`` BH across all rows, ``effect`` the site's share minus the rest's. Row-free without
         ``vs`` and ``lb``; a variable with no missing result in the study is not tested.
 
@@ -132,7 +132,7 @@ def missingness(analysis: AnalysisTables, *, variables: tuple[str, ...] | None =
              .collect())
     if found.height == 0:
         return empty_findings()
-    p = fisher_two_sided(*(found[c].to_numpy() for c in ("missing", "planned", "total_missing", "total")))
+    p = two_by_two(*(found[c].to_numpy() for c in ("missing", "planned", "total_missing", "total")))
     found = found.with_columns(statistic=pl.col("share"), p_value=pl.Series(p, dtype=pl.Float64),
                                effect=pl.col("share") - pl.col("rest_share"))
     labels = found["variable"].unique()

@@ -9,10 +9,9 @@ import polars as pl
 
 from rbqm.csm._contract import (
     check_analysis, check_integer, check_variables, empty_findings, finish, label, measurements, percent,
-    study_stamp,
+    study_stamp, two_by_two,
 )
 from rbqm.derive import AnalysisTables
-from rbqm.stats._fisher import fisher_two_sided
 
 __all__ = ["UNITS", "rounding", "rounding_units"]
 
@@ -51,7 +50,8 @@ def rounding(analysis: AnalysisTables, *, variables: tuple[str, ...] | None = No
     (:func:`rounding_units`): blood pressure recorded in whole mmHg is "rounded" when a multiple of 5,
     a temperature recorded to 0.1 C when a whole number, a neutrophil count recorded to 0.01 when a
     multiple of 0.1. For each site and variable the 2 x 2 table (rounded, not) x (site, rest of the
-    study) gives Fisher's exact two-sided p-value. This complements ``digit_preference`` (which last
+    study) gives a two-sided p-value: Fisher's exact test when an expected count is below 5, else
+    Pearson's chi-square. This complements ``digit_preference`` (which last
     digit) with a one-number summary that also catches rounding to 5.
 
     Parameters
@@ -69,7 +69,7 @@ def rounding(analysis: AnalysisTables, *, variables: tuple[str, ...] | None = No
     -------
     polars.DataFrame
         The ``csm`` columns, one row per tested site and variable, test ``rounding``: ``statistic``
-        the site's share of rounded readings, ``p_value`` Fisher's two-sided, ``q_value`` BH across
+        the site's share of rounded readings, ``p_value`` two-sided, ``q_value`` BH across
         all rows, ``effect`` the site's share minus the rest's. Row-free without ``vs`` and ``lb``;
         variables with no recorded resolution, and variables whose readings are all rounded or none
         are, are not tested.
@@ -111,7 +111,7 @@ def rounding(analysis: AnalysisTables, *, variables: tuple[str, ...] | None = No
              .collect())
     if found.height == 0:
         return empty_findings()
-    p = fisher_two_sided(*(found[c].to_numpy() for c in ("rounded", "n", "total_rounded", "total")))
+    p = two_by_two(*(found[c].to_numpy() for c in ("rounded", "n", "total_rounded", "total")))
     found = found.with_columns(statistic=pl.col("share"), p_value=pl.Series(p, dtype=pl.Float64),
                                effect=pl.col("share") - pl.col("rest_share"))
     labels = found["variable"].unique()

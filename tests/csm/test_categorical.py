@@ -47,9 +47,13 @@ def test_small_tables_use_fisher_per_category_with_bonferroni():
     out = proportions(_ae_study(counts))
     rest = np.sum([counts[s] for s in "ABC"], axis=0)
     e = out.filter((pl.col("site_id") == "E") & (pl.col("variable") == "AE:AESEV")).row(0, named=True)
-    fisher = [stats.fisher_exact([[counts["E"][j], 12 - counts["E"][j]], [rest[j], 300 - rest[j]]]).pvalue
-              for j in range(3)]
-    assert e["p_value"] == pytest.approx(min(1.0, 3 * min(fisher)), rel=1e-9)   # an expected count < 5
+    tables = [[[counts["E"][j], 12 - counts["E"][j]], [rest[j], 300 - rest[j]]] for j in range(3)]
+    fisher = [stats.fisher_exact(t).pvalue for t in tables]
+    assert min(stats.contingency.expected_freq(tables[2]).ravel()) < 5       # SEVERE: Fisher
+    assert min(stats.contingency.expected_freq(tables[0]).ravel()) >= 5      # MILD: chi-square
+    per_category = [stats.chi2_contingency(tables[0], correction=False)[1], fisher[1], fisher[2]]
+    assert min(stats.contingency.expected_freq(tables[1]).ravel()) < 5
+    assert e["p_value"] == pytest.approx(min(1.0, 3 * min(per_category)), rel=1e-9)   # Bonferroni
     # two categories (AESER): one Fisher test, no Bonferroni factor
     ser = out.filter((pl.col("site_id") == "E") & (pl.col("variable") == "AE:AESER")).row(0, named=True)
     assert ser["p_value"] == pytest.approx(fisher[2], rel=1e-9)

@@ -1,4 +1,4 @@
-"""Missingness: planned and missing results counted by hand, Fisher's exact test against scipy, and
+"""Missingness: planned and missing results counted by hand, Fisher / chi-square against scipy, and
 detection of a site that leaves results empty on a synthetic study."""
 
 from __future__ import annotations
@@ -6,9 +6,12 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from rbqm.csm import missingness
+from rbqm.csm._contract import two_by_two
 from rbqm.csm._missingness import planned_results
 from rbqm.derive import derive_tables
 from synthetic import SynthConfig, build_trial, tables_at
@@ -60,18 +63,36 @@ def _site_study(share_a: float, share_rest: float, *, seed: int) -> tuple[pl.Dat
     return frame, dict(frame.group_by("SITEID").agg(pl.col("VSSTRESN").null_count()).iter_rows())
 
 
-def test_fisher_p_value_effect_and_description():
+def test_p_value_effect_and_description():
     readings, missing = _site_study(0.15, 0.03, seed=1)
     out = missingness(measurement_study(readings))
     a = out.filter(pl.col("site_id") == "A").row(0, named=True)
     rest = missing["B"] + missing["C"]
     table = [[missing["A"], 100 - missing["A"]], [rest, 200 - rest]]
-    assert a["p_value"] == pytest.approx(stats.fisher_exact(table).pvalue, rel=1e-9)
+    chi2, p, _, expected = stats.chi2_contingency(table, correction=False)
+    assert expected.min() >= 5                                        # a large table: chi-square
+    assert a["p_value"] == pytest.approx(p, rel=1e-9)
     assert a["statistic"] == pytest.approx(missing["A"] / 100)
     assert a["effect"] == pytest.approx(missing["A"] / 100 - rest / 200)
     assert a["description"] == (f"Heart rate is missing for {missing['A']}% of 100 planned results at site A vs "
                                 f"{round(100 * (rest / 200))}% elsewhere ({missing['A']} missing)")
     assert out.sort("p_value")["site_id"][0] == "A" and a["p_value"] < 0.01
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 60), st.integers(1, 400), st.data())
+def test_two_by_two_is_fisher_for_small_tables_and_chi_square_otherwise(size, rest, data):
+    events = data.draw(st.integers(0, size))
+    rest_events = data.draw(st.integers(0, rest))
+    got = two_by_two(np.array([events]), np.array([size]), np.array([events + rest_events]),
+                     np.array([size + rest]))[0]
+    table = [[events, size - events], [rest_events, rest - rest_events]]
+    if events + rest_events in (0, size + rest):
+        assert got == 1.0                                              # nothing to compare
+    elif stats.contingency.expected_freq(table).min() < 5:
+        assert got == pytest.approx(stats.fisher_exact(table).pvalue, rel=1e-6)
+    else:
+        assert got == pytest.approx(stats.chi2_contingency(table, correction=False)[1], rel=1e-6)
 
 
 def test_minimums_and_variables_with_nothing_missing():
