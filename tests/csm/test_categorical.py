@@ -24,7 +24,7 @@ def _ae_study(counts: dict[str, list[int]], *, ds: pl.DataFrame | None = None):
                        "COUNTRY": "FRA", "ARMCD": "A", "RFSTDTC": "2024-01-01"})
     rows = [{"USUBJID": f"{site}-1", "AEDECOD": "HEADACHE", "AESTDTC": "2024-02-01", "AESEV": severity,
              "AESER": "Y" if severity == "SEVERE" else "N"}
-            for site, n in counts.items() for severity, k in zip(SEVERITY, n) for _ in range(k)]
+            for site, n in counts.items() for severity, k in zip(SEVERITY, n, strict=True) for _ in range(k)]
     ae = pl.DataFrame(rows).with_columns(AESEQ=pl.int_range(1, pl.len() + 1).over("USUBJID"))
     return derive_tables({"dm": dm, "ae": ae} | ({"ds": ds} if ds is not None else {}), as_of=date(2025, 1, 1))
 

@@ -69,7 +69,7 @@ def test_p_value_effect_and_description():
     a = out.filter(pl.col("site_id") == "A").row(0, named=True)
     rest = missing["B"] + missing["C"]
     table = [[missing["A"], 100 - missing["A"]], [rest, 200 - rest]]
-    chi2, p, _, expected = stats.chi2_contingency(table, correction=False)
+    _, p, _, expected = stats.chi2_contingency(table, correction=False)
     assert expected.min() >= 5                                        # a large table: chi-square
     assert a["p_value"] == pytest.approx(p, rel=1e-9)
     assert a["statistic"] == pytest.approx(missing["A"] / 100)

@@ -44,7 +44,7 @@ def test_p_value_effect_and_description():
     rounded = {site: int((v % 5 == 0).sum()) for site, v in values.items()}
     rest = rounded["A"] + rounded["B"] + rounded["C"]
     d = out.filter(pl.col("site_id") == "D").row(0, named=True)
-    chi2, p, _, expected = stats.chi2_contingency([[rounded["D"], 80 - rounded["D"]], [rest, 600 - rest]],
+    _, p, _, expected = stats.chi2_contingency([[rounded["D"], 80 - rounded["D"]], [rest, 600 - rest]],
                                                   correction=False)
     assert expected.min() >= 5 and d["p_value"] == pytest.approx(p, rel=1e-9)
     assert d["statistic"] == pytest.approx(rounded["D"] / 80)
