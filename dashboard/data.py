@@ -31,6 +31,7 @@ from rbqm.site_profile import tables_at_cut
 from rbqm.sources import extract_study_zip, fingerprint
 from rbqm.store.audit import canonical_json, list_records
 from rbqm.store.qtl import stored_limits
+from rbqm.store.actions import ActionInfo
 from rbqm.store.signals import SignalInfo
 from rbqm.study import StudySummary, list_cuts, summarize_study
 from rbqm.validate import scan_validated
@@ -40,7 +41,7 @@ from auth import store  # dashboard/auth.py: the store holds each study's own QT
 __all__ = ["data_dir", "list_studies", "list_cut_dates", "load_summary", "choose_study", "choose_cut",
            "load_analysis", "load_kri_definitions", "load_qtl_names", "site_heatmap", "kri_results",
            "kri_bounds", "qtl_table", "csm_findings", "QTL_STATUS_SHOWN", "load_signals", "load_actions",
-           "load_visit_plan", "signal_work_list", "CLOSED_STATUSES", "qtl_limits_key", "qtl_definitions",
+           "load_visit_plan", "signal_work_list", "action_list", "CLOSED_STATUSES", "qtl_limits_key", "qtl_definitions",
            "qtl_oe_chart", "audit_trail", "filter_audit", "AUDIT_COLUMNS", "kri_library", "load_site_regions",
            "load_subject_counts", "unpack_upload",
            "validate_source", "UPLOADS"]
@@ -416,6 +417,22 @@ def signal_work_list(signals: pl.DataFrame, workflow: list[SignalInfo], today: d
                       & ~pl.col("status").is_in(CLOSED_STATUSES))
         .sort(["overdue", "severity", "signal_id"], descending=[True, True, False])
     )
+
+
+_ACTION_SCHEMA = {"id": pl.Int64, "signal_id": pl.String, "action": pl.String, "description": pl.String,
+                  "owner": pl.String, "due_date": pl.Date, "status": pl.String, "outcome": pl.String,
+                  "planned_cut": pl.Date, "version": pl.Int64, "overdue": pl.Boolean}
+
+
+def action_list(actions: list[ActionInfo], today: date) -> pl.DataFrame:
+    """A study's linked actions (``rbqm.store.actions.list_actions``): overdue first (open and past
+    due, ``ActionInfo.overdue``), then by id."""
+    return pl.DataFrame(
+        [{"id": a.id, "signal_id": a.signal_id, "action": a.action, "description": a.description, "owner": a.owner,
+          "due_date": a.due_date, "status": a.status, "outcome": a.outcome, "planned_cut": a.planned_cut,
+          "version": a.version, "overdue": a.overdue(today)} for a in actions],
+        schema=_ACTION_SCHEMA,
+    ).sort(["overdue", "id"], descending=[True, False])
 
 
 def analysis_or_stop(study: str) -> Analysis:
