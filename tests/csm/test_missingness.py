@@ -13,11 +13,9 @@ from scipy import stats
 from rbqm.csm import missingness
 from rbqm.csm._contract import two_by_two
 from rbqm.csm._missingness import planned_results
-from rbqm.derive import derive_tables
-from synthetic import SynthConfig, build_trial, tables_at
+from rbqm.derive import AnalysisTables
 
 from .battery_studies import measurement_study, p_below
-from .conftest import DESIGN
 
 
 def _hand_readings() -> pl.DataFrame:
@@ -103,16 +101,14 @@ def test_minimums_and_variables_with_nothing_missing():
     assert missingness(measurement_study(complete)).height == 0   # nothing missing anywhere: not tested
 
 
-def test_detects_a_site_that_leaves_results_empty():
-    cfg = SynthConfig(**DESIGN)
-    tables = {k: v.collect() for k, v in tables_at(build_trial(cfg), cfg.end_day).items()}
-    site_subjects = tables["dm"].filter(pl.col("SITEID") == "1007")["USUBJID"]
+def test_detects_a_site_that_leaves_results_empty(clean):
+    lb = clean.with_sites("lb").collect()
     rng = np.random.default_rng(3)
-    blank = pl.Series(rng.uniform(size=tables["lb"].height) < 0.08)       # 8% of the site's lab results
-    tables["lb"] = tables["lb"].with_columns(
-        LBSTRESN=pl.when(pl.col("USUBJID").is_in(site_subjects.implode()) & blank).then(None)
-        .otherwise(pl.col("LBSTRESN")))
-    out = missingness(derive_tables(tables, as_of=cfg.end))
+    blank = pl.Series(rng.uniform(size=lb.height) < 0.08)                # 8% of the site's lab results
+    emptied = lb.with_columns(LBSTRESN=pl.when((pl.col("SITEID") == "1007") & blank).then(None)
+                              .otherwise(pl.col("LBSTRESN")))
+    study = AnalysisTables({**clean.tables, "lb": emptied.lazy()}, clean.sources, clean.as_of)
+    out = missingness(study)
     hits = out.filter((pl.col("site_id") == "1007") & pl.col("variable").str.starts_with("LB:"))
     assert hits.height == 12 and (hits["q_value"] < 0.01).all() and (hits["effect"] > 0.04).all()
     assert set(out.sort("p_value").head(12)["site_id"]) == {"1007"}        # the 12 strongest findings
