@@ -254,5 +254,5 @@ def qtl_oe_figure(oe: pl.DataFrame) -> go.Figure:
     figure.add_hline(y=0, line={"color": "#404040", "width": 1})
     figure.update_xaxes(type="category", title="Data cut")
     figure.update_yaxes(title="Observed - expected events")
-    figure.update_layout(height=360)
+    figure.update_layout(height=360, margin={"t": 30})
     return figure

@@ -8,6 +8,8 @@ roles with ``user.view``; a session without it that reaches the file anyway sees
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from typing import Any
 
 import polars as pl
 import streamlit as st
@@ -22,8 +24,6 @@ from data import audit_trail, filter_audit  # dashboard/data.py
 
 GENERATE, TYPE = "Generate one (shown once)", "Type one"
 ROLES = list(Role)
-ADD_KEYS = ("adm_add_user", "adm_add_password", "adm_add_reason")
-PASSWORD_KEYS = ("adm_pw_password", "adm_pw_reason")
 
 
 def _role_name(role: Role | str) -> str:
@@ -39,14 +39,72 @@ def _password(mode: str, typed: str) -> str:
     return secrets.token_urlsafe(15) if mode == GENERATE else typed
 
 
-def _done(message: str, *, clear: tuple[str, ...] = (), password: tuple[str, str] | None = None) -> None:
-    """Remember what to say after the rerun (and a generated password to show once), clear the form."""
-    st.session_state["adm_saved"] = message
-    if password:
-        st.session_state["adm_new_password"] = password
-    for key in clear:
-        st.session_state.pop(key, None)
-    st.rerun()
+# The forms' submits are callbacks: they run before the page is drawn again, so the page shows the change
+# and a form can be reset. ``versions`` are the accounts' versions when the form was drawn: a change made
+# meanwhile by someone else is refused (ConflictError) instead of overwritten.
+
+def _apply(form: str, change: Callable[[Any], users.UserInfo], message: Callable[[users.UserInfo], str],
+           reset: dict[str, Any], password: str | None = None) -> None:
+    """Run one account change in a store write transaction (``change`` gets the session); keep the message
+    (or the error) for the next run and reset the form's fields to ``reset``."""
+    state = st.session_state
+    try:
+        with store().write() as session:
+            info = change(session)
+    except RbqmError as exc:
+        state[f"{form}_error"] = str(exc)
+        return
+    state["adm_saved"] = message(info)
+    if password is not None:  # generated: shown once, on the next run
+        state["adm_new_password"] = (info.username, password)
+    state.update(reset)
+
+
+def _add() -> None:
+    state = st.session_state
+    password = _password(state["adm_add_mode"], state["adm_add_password"])
+    _apply("adm_add",
+           lambda session: users.add_user(session, current_user(), state["adm_add_user"].strip(),
+                                          role=state["adm_add_role"], password=password,
+                                          reason=state["adm_add_reason"]),
+           lambda info: f"Added {info.username} ({_role_name(info.role)}).",
+           {"adm_add_user": "", "adm_add_password": "", "adm_add_reason": "account created"},
+           password if state["adm_add_mode"] == GENERATE else None)
+
+
+def _set_role(versions: dict[str, int]) -> None:
+    state, target = st.session_state, st.session_state["adm_role_user"]
+    _apply("adm_role",
+           lambda session: users.set_role(session, current_user(), target, state["adm_role_role"],
+                                          reason=state["adm_role_reason"], expected_version=versions.get(target)),
+           lambda info: f"{info.username} is now {_role_name(info.role)}.", {"adm_role_reason": ""})
+
+
+def _set_active(versions: dict[str, int], active: bool) -> None:
+    state, target = st.session_state, st.session_state["adm_status_user"]
+    change = users.enable_user if active else users.disable_user
+    _apply("adm_status",
+           lambda session: change(session, current_user(), target, reason=state["adm_status_reason"],
+                                  expected_version=versions.get(target)),
+           lambda info: f"{info.username} is {'enabled' if active else 'disabled'}"
+                        + (" (no change)." if versions.get(target) == info.version else "."),
+           {"adm_status_reason": ""})
+
+
+def _reset_password(versions: dict[str, int]) -> None:
+    state, target = st.session_state, st.session_state["adm_pw_user"]
+    password = _password(state["adm_pw_mode"], state["adm_pw_password"])
+    _apply("adm_password",
+           lambda session: users.set_password(session, current_user(), target, password=password,
+                                              reason=state["adm_pw_reason"], expected_version=versions.get(target)),
+           lambda info: f"Set a new password for {info.username}.",
+           {"adm_pw_password": "", "adm_pw_reason": "password reset"},
+           password if state["adm_pw_mode"] == GENERATE else None)
+
+
+def _form_error(form: str) -> None:
+    if error := st.session_state.pop(f"{form}_error", None):
+        st.error(error)
 
 
 require_sign_in()
@@ -76,10 +134,7 @@ try:
 except RbqmError as exc:
     st.error(str(exc))
     st.stop()
-# Changes carry the version each account had when the user last saw this list: a change made meanwhile
-# by someone else is refused (ConflictError) instead of silently overwritten.
-seen = st.session_state.get("adm_seen", {})
-st.session_state["adm_seen"] = {a.username: a.version for a in accounts}
+versions = {a.username: a.version for a in accounts}
 status = {a.username: a.active for a in accounts}
 
 st.subheader(f"{len(accounts)} accounts")
@@ -110,76 +165,41 @@ else:
                                                        "Reset a password"])
     with add, st.form("adm_add"):
         left, right = st.columns(2)
-        username = left.text_input("Username", key="adm_add_user",
-                                   help="1 to 64 letters, digits, '.', '_', '@' or '-'.")
-        role = right.selectbox("Role", ROLES, format_func=_role_name, key="adm_add_role")
-        mode = left.radio("Password", [GENERATE, TYPE], key="adm_add_mode", horizontal=True)
-        typed = right.text_input("Password (when typed; at least 12 characters)", type="password",
-                                 key="adm_add_password", autocomplete="new-password")
-        reason = st.text_input("Reason (kept in the audit trail)", value="account created", key="adm_add_reason")
-        if st.form_submit_button("Add account", type="primary"):
-            password = _password(mode, typed)
-            try:
-                with store().write() as session:
-                    info = users.add_user(session, user, username.strip(), role=role, password=password,
-                                          reason=reason)
-            except RbqmError as exc:
-                st.error(str(exc))
-            else:
-                _done(f"Added {info.username} ({_role_name(info.role)}).", clear=ADD_KEYS,
-                      password=(info.username, password) if mode == GENERATE else None)
+        left.text_input("Username", key="adm_add_user", help="1 to 64 letters, digits, '.', '_', '@' or '-'.")
+        right.selectbox("Role", ROLES, format_func=_role_name, key="adm_add_role")
+        left.radio("Password", [GENERATE, TYPE], key="adm_add_mode", horizontal=True)
+        right.text_input("Password (when typed; at least 12 characters)", type="password", key="adm_add_password",
+                         autocomplete="new-password")
+        st.text_input("Reason (kept in the audit trail)", value="account created", key="adm_add_reason")
+        _form_error("adm_add")
+        st.form_submit_button("Add account", type="primary", on_click=_add)
 
     with role_tab, st.form("adm_role"):
         left, right = st.columns(2)
-        target = left.selectbox("Account", names, key="adm_role_user")
-        new_role = right.selectbox("New role", ROLES, format_func=_role_name, key="adm_role_role")
-        reason = st.text_input("Reason (required, kept in the audit trail)", key="adm_role_reason")
-        if st.form_submit_button("Change role", type="primary"):
-            try:
-                with store().write() as session:
-                    info = users.set_role(session, user, target, new_role, reason=reason,
-                                          expected_version=seen.get(target))
-            except RbqmError as exc:
-                st.error(str(exc))
-            else:
-                _done(f"{info.username} is now {_role_name(info.role)}.", clear=("adm_role_reason",))
+        left.selectbox("Account", names, key="adm_role_user")
+        right.selectbox("New role", ROLES, format_func=_role_name, key="adm_role_role")
+        st.text_input("Reason (required, kept in the audit trail)", key="adm_role_reason")
+        _form_error("adm_role")
+        st.form_submit_button("Change role", type="primary", on_click=_set_role, args=(versions,))
 
     with status_tab, st.form("adm_status"):
-        target = st.selectbox("Account", names, key="adm_status_user",
-                              format_func=lambda n: f"{n} ({'active' if status[n] else 'disabled'})")
-        reason = st.text_input("Reason (required, kept in the audit trail)", key="adm_status_reason")
+        st.selectbox("Account", names, key="adm_status_user",
+                     format_func=lambda n: f"{n} ({'active' if status[n] else 'disabled'})")
+        st.text_input("Reason (required, kept in the audit trail)", key="adm_status_reason")
+        _form_error("adm_status")
         left, right = st.columns(2)
-        disable = left.form_submit_button("Disable", icon=":material/person_off:")
-        enable = right.form_submit_button("Enable", icon=":material/person_check:")
-        if disable or enable:
-            change, verb = (users.disable_user, "disabled") if disable else (users.enable_user, "enabled")
-            try:
-                with store().write() as session:
-                    info = change(session, user, target, reason=reason, expected_version=seen.get(target))
-            except RbqmError as exc:
-                st.error(str(exc))
-            else:
-                _done(f"{info.username} is {verb}" + ("." if info.active != status[target] else " (no change)."),
-                      clear=("adm_status_reason",))
+        left.form_submit_button("Disable", icon=":material/person_off:", on_click=_set_active, args=(versions, False))
+        right.form_submit_button("Enable", icon=":material/person_check:", on_click=_set_active, args=(versions, True))
 
     with password_tab, st.form("adm_password"):
         left, right = st.columns(2)
-        target = left.selectbox("Account", names, key="adm_pw_user")
-        mode = left.radio("New password", [GENERATE, TYPE], key="adm_pw_mode", horizontal=True)
-        typed = right.text_input("Password (when typed; at least 12 characters)", type="password",
-                                 key="adm_pw_password", autocomplete="new-password")
-        reason = st.text_input("Reason (kept in the audit trail)", value="password reset", key="adm_pw_reason")
-        if st.form_submit_button("Reset password", type="primary"):
-            password = _password(mode, typed)
-            try:
-                with store().write() as session:
-                    info = users.set_password(session, user, target, password=password, reason=reason,
-                                              expected_version=seen.get(target))
-            except RbqmError as exc:
-                st.error(str(exc))
-            else:
-                _done(f"Set a new password for {info.username}.", clear=PASSWORD_KEYS,
-                      password=(info.username, password) if mode == GENERATE else None)
+        left.selectbox("Account", names, key="adm_pw_user")
+        left.radio("New password", [GENERATE, TYPE], key="adm_pw_mode", horizontal=True)
+        right.text_input("Password (when typed; at least 12 characters)", type="password", key="adm_pw_password",
+                         autocomplete="new-password")
+        st.text_input("Reason (kept in the audit trail)", value="password reset", key="adm_pw_reason")
+        _form_error("adm_password")
+        st.form_submit_button("Reset password", type="primary", on_click=_reset_password, args=(versions,))
 
 st.subheader("Audit trail")
 st.caption("Every change to the store, newest first: accounts, QTL limits and breaches, signals, risks. The trail "

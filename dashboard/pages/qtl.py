@@ -19,13 +19,26 @@ from data import (  # dashboard/data.py
     analysis_or_stop, choose_study, qtl_definitions, qtl_limits_key, qtl_oe_chart, qtl_table,
 )
 
-FORM_KEYS = ("qtl_expected", "qtl_secondary", "qtl_tolerance", "qtl_method", "qtl_rationale")
 DERIVED = "one_sided_proportion"  # derives its own limits: fixed limits need another method
 
 
-def _reset_form() -> None:
-    for key in FORM_KEYS:
-        st.session_state.pop(key, None)
+def _save_limits(study_id: str, qtl: str, version: int) -> None:
+    """The form's submit (a callback, so it runs before the page is drawn again): store the limits with
+    ``rbqm.store.qtl.set_limit`` (permission check and audit record there). ``version`` is the stored
+    version when the form was drawn (one audit record per change, so the history's length; 0: never set):
+    a change made meanwhile by someone else is refused instead of overwritten."""
+    state = st.session_state
+    try:
+        stored = set_limit(store(), current_user(), study_id, qtl, limit=state[f"qtl_tolerance_{qtl}"],
+                           secondary_limit=state[f"qtl_secondary_{qtl}"], expected_rate=state[f"qtl_expected_{qtl}"],
+                           method=state[f"qtl_method_{qtl}"], rationale=state[f"qtl_rationale_{qtl}"],
+                           expected_version=version)
+    except RbqmError as exc:
+        state["qtl_error"] = str(exc)
+        return
+    state["qtl_saved"] = (f"Saved the limits of {qtl}: secondary {stored['secondary_limit']:g}, tolerance "
+                          f"{stored['limit']:g} (version {stored['version']}). The statuses above use them.")
+    state[f"qtl_rationale_{qtl}"] = ""
 
 
 def _limits_text(value: dict | None, unit: str) -> str:
@@ -94,7 +107,7 @@ st.plotly_chart(qtl_probability_figure(latest), key="qtl_probability")
 
 st.subheader("One QTL over the data cuts")
 names = dict(zip(latest["qtl_id"], latest["name"], strict=True))
-qtl = st.selectbox("QTL", list(names), format_func=lambda q: f"{q} · {names[q]}", key="qtl", on_change=_reset_form)
+qtl = st.selectbox("QTL", list(names), format_func=lambda q: f"{q} · {names[q]}", key="qtl")
 trend = analysis.qtl.filter(pl.col("qtl_id") == qtl).sort("cut_date")
 st.plotly_chart(qtl_trend_figure(trend), key="qtl_trend")
 definition = definitions[qtl]
@@ -112,12 +125,6 @@ try:
 except RbqmError as exc:
     st.error(str(exc))
     st.stop()
-# The version the user saw: the history's length at the previous run of this QTL (one audit record per
-# change, so the length is the stored version; 0: never set). A change made meanwhile is then a conflict.
-version = len(history)
-seen = st.session_state.get("qtl_seen")
-version_seen = seen[2] if seen and seen[:2] == (analysis.study_id, qtl) else version
-st.session_state["qtl_seen"] = (analysis.study_id, qtl, version)
 unit = "" if definition.kind == "binary" else f" {definition.metric_unit}"
 row = latest.row(by_predicate=pl.col("qtl_id") == qtl, named=True)
 if history:
@@ -161,28 +168,19 @@ if definition.method == DERIVED:  # start from the limits derived at the latest 
 else:
     secondary, tolerance, method = definition.secondary_limit, definition.tolerance_limit, definition.method
 step = 0.01 if definition.kind == "binary" else 0.05
-with st.form("qtl_limits_form"):
+with st.form("qtl_limits_form"):  # widget keys per QTL: choosing another QTL starts from its limits
     st.markdown(f"**Change the limits of {qtl}** ({names[qtl]}; {definition.metric_unit})")
     left, middle, right = st.columns(3)
-    expected = left.number_input("Expected rate", value=float(definition.expected_rate), min_value=0.0,
-                                 step=step, format="%.4f", key="qtl_expected")
-    new_secondary = middle.number_input("Secondary limit", value=float(secondary), min_value=0.0, step=step,
-                                        format="%.4f", key="qtl_secondary")
-    new_tolerance = right.number_input("Tolerance limit", value=float(round(tolerance, 4)), min_value=0.0,
-                                       step=step, format="%.4f", key="qtl_tolerance")
-    new_method = st.selectbox("Method", methods, index=methods.index(method), key="qtl_method")
-    rationale = st.text_area("Rationale (required; kept in the audit trail with the old and new limits)",
-                             key="qtl_rationale", height=80)
-    if st.form_submit_button("Save limits", type="primary"):
-        try:
-            stored = set_limit(store(), user, analysis.study_id, qtl, limit=new_tolerance,
-                               secondary_limit=new_secondary, expected_rate=expected, method=new_method,
-                               rationale=rationale, expected_version=version_seen)
-        except RbqmError as exc:
-            st.error(str(exc))
-        else:
-            st.session_state["qtl_saved"] = (
-                f"Saved the limits of {qtl}: secondary {stored['secondary_limit']:g}, tolerance "
-                f"{stored['limit']:g} (version {stored['version']}). The statuses above use them.")
-            _reset_form()
-            st.rerun()
+    left.number_input("Expected rate", value=float(definition.expected_rate), min_value=0.0, step=step,
+                      format="%.4f", key=f"qtl_expected_{qtl}")
+    middle.number_input("Secondary limit", value=float(secondary), min_value=0.0, step=step, format="%.4f",
+                        key=f"qtl_secondary_{qtl}")
+    right.number_input("Tolerance limit", value=float(round(tolerance, 4)), min_value=0.0, step=step,
+                       format="%.4f", key=f"qtl_tolerance_{qtl}")
+    st.selectbox("Method", methods, index=methods.index(method), key=f"qtl_method_{qtl}")
+    st.text_area("Rationale (required; kept in the audit trail with the old and new limits)",
+                 key=f"qtl_rationale_{qtl}", height=80)
+    if error := st.session_state.pop("qtl_error", None):
+        st.error(error)
+    st.form_submit_button("Save limits", type="primary", on_click=_save_limits,
+                          args=(analysis.study_id, qtl, len(history)))

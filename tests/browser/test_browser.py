@@ -35,10 +35,10 @@ def page(chromium: Path, dashboard_url: str) -> Iterator[Page]:
             browser.close()
 
 
-def sign_in(page: Page, password: str = BROWSER_PASSWORD) -> None:
+def sign_in(page: Page, password: str = BROWSER_PASSWORD, username: str = BROWSER_USER) -> None:
     """Fill the sign-in form as a user does (the only page until someone signs in)."""
     expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=WAIT_MS)
-    page.get_by_label("Username").fill(BROWSER_USER)
+    page.get_by_label("Username").fill(username)
     page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Sign in").click()
 
@@ -152,5 +152,104 @@ def test_signals_page_renders_in_a_browser(chromium: Path, generated_dashboard_u
             SIGNALS_SCREENSHOT.parent.mkdir(exist_ok=True)
             page.screenshot(path=SIGNALS_SCREENSHOT, full_page=True)
             expect(page.get_by_test_id("stException")).to_have_count(0)
+        finally:
+            browser.close()
+
+ADMIN_SCREENSHOT = SCREENSHOT.parent / "admin.png"
+QTL_EDIT_SCREENSHOT = SCREENSHOT.parent / "qtl-quality-lead.png"
+QTL_READ_ONLY_SCREENSHOT = SCREENSHOT.parent / "qtl-sponsor-viewer.png"
+ADMIN_USER, ADMIN_PASSWORD = "admin", "an admin passphrase"  # the admin conftest adds to each served store
+
+
+def open_menu_page(page: Page, title: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
+    expect(page.get_by_role("heading", name=title)).to_be_visible(timeout=WAIT_MS)
+
+
+def add_account(page: Page, username: str, role: str, password: str) -> None:
+    """Add an account on the Users and roles page, with a typed password."""
+    form = page.get_by_test_id("stForm").filter(has=page.get_by_role("button", name="Add account"))
+    form.get_by_label("Username", exact=True).fill(username)
+    form.get_by_test_id("stSelectbox").click()
+    page.get_by_role("option", name=role).click()
+    form.get_by_text("Type one").click()
+    form.get_by_label("Password (when typed; at least 12 characters)", exact=True).fill(password)
+    form.get_by_role("button", name="Add account").click()
+    expect(page.get_by_text(f"Added {username} ({role})")).to_be_visible(timeout=WAIT_MS)
+
+
+def wait_until_idle(page: Page) -> None:
+    """Wait until the script's run has finished (Streamlit's running indicator is gone)."""
+    page.wait_for_timeout(500)
+    expect(page.get_by_test_id("stStatusWidgetRunningIcon")).to_have_count(0, timeout=WAIT_MS)
+
+
+def sign_out(page: Page) -> None:
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=WAIT_MS)
+
+
+def test_quality_lead_changes_a_limit_and_a_sponsor_viewer_may_not(chromium: Path, generated_dashboard_url: str,
+                                                                 generated_data_dir: Path) -> None:
+    """An admin adds a quality lead and a sponsor viewer on the Users and roles page; the quality lead changes
+    a QTL's limits with a rationale and sees the new status; the sponsor viewer sees them read-only."""
+    import polars as pl
+
+    from rbqm.qtl import study_qtls
+
+    first = study_qtls(generated_data_dir / "demo").filter(pl.col("qtl_id") == "qtl0001")
+    estimate = first.filter(pl.col("cut_date") == pl.col("cut_date").max())["estimate"].item()
+    tolerance = round(estimate / 2, 4)  # below the estimate: the tolerance limit is breached
+    assert tolerance > 0.001
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.goto(generated_dashboard_url)
+            sign_in(page, ADMIN_PASSWORD, ADMIN_USER)
+            open_menu_page(page, "Users and roles")
+            add_account(page, "lead", "Quality lead", "the lead's long passphrase")
+            add_account(page, "viewer", "Sponsor viewer (read only)", "the viewer's long passphrase")
+            wait_until_idle(page)
+            expect(page.get_by_label("Username", exact=True)).to_have_value("")  # the form was reset
+            show_whole_page(page)
+            page.screenshot(path=ADMIN_SCREENSHOT, full_page=True)
+            page.set_viewport_size(VIEWPORT)
+            sign_out(page)
+
+            sign_in(page, "the lead's long passphrase", "lead")
+            open_menu_page(page, "Quality tolerance limits")
+            nav = page.get_by_test_id("stSidebarNav")
+            expect(nav.get_by_role("link", name="Users and roles")).to_be_visible()  # read-only for a quality lead
+            form = page.get_by_test_id("stForm")
+            expect(form).to_be_visible(timeout=WAIT_MS)
+            for label, value in (("Expected rate", tolerance / 4), ("Secondary limit", tolerance / 2),
+                                 ("Tolerance limit", tolerance)):
+                form.get_by_label(label, exact=True).fill(f"{value:.4f}")
+            form.get_by_label("Rationale (required; kept in the audit trail with the old and new limits)").fill(
+                "protocol amendment 2")
+            form.get_by_role("button", name="Save limits").click()
+            expect(page.get_by_text("Saved the limits of qtl0001")).to_be_visible(timeout=WAIT_MS)
+            expect(page.get_by_text("The study's own limits, set by lead")).to_be_visible(timeout=WAIT_MS)
+            expect(page.get_by_text("Rationale: protocol amendment 2")).to_be_visible()
+            wait_until_idle(page)
+            expect(form.get_by_role("button", name="Save limits")).to_be_visible(timeout=WAIT_MS)
+            expect(form.get_by_label("Tolerance limit", exact=True)).to_have_value(f"{tolerance:.4f}")
+            expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=WAIT_MS)
+            show_whole_page(page)
+            page.screenshot(path=QTL_EDIT_SCREENSHOT, full_page=True)
+            expect(page.get_by_test_id("stException")).to_have_count(0)
+            page.set_viewport_size(VIEWPORT)
+            sign_out(page)
+
+            sign_in(page, "the viewer's long passphrase", "viewer")
+            open_menu_page(page, "Quality tolerance limits")
+            expect(page.get_by_text("Read only. Only the admin or quality lead role")).to_be_visible(timeout=WAIT_MS)
+            expect(page.get_by_text("The study's own limits, set by lead")).to_be_visible()
+            expect(page.get_by_role("button", name="Save limits")).to_have_count(0)
+            expect(nav.get_by_role("link", name="Users and roles")).to_have_count(0)  # not in a viewer's menu
+            expect(page.get_by_test_id("stForm")).to_have_count(0)
+            show_whole_page(page)
+            page.screenshot(path=QTL_READ_ONLY_SCREENSHOT, full_page=True)
         finally:
             browser.close()

@@ -62,10 +62,11 @@ def table_row(at: AppTest, qtl_id: str) -> dict:
 def fill_form(at: AppTest, target: dict, rationale: str) -> AppTest:
     if at.selectbox(key="qtl").value != target["qtl_id"]:
         at.selectbox(key="qtl").set_value(target["qtl_id"]).run()
-    at.number_input(key="qtl_expected").set_value(target["expected"])
-    at.number_input(key="qtl_secondary").set_value(target["secondary"])
-    at.number_input(key="qtl_tolerance").set_value(target["tolerance"])
-    at.text_area(key="qtl_rationale").input(rationale)
+    qtl_id = target["qtl_id"]
+    at.number_input(key=f"qtl_expected_{qtl_id}").set_value(target["expected"])
+    at.number_input(key=f"qtl_secondary_{qtl_id}").set_value(target["secondary"])
+    at.number_input(key=f"qtl_tolerance_{qtl_id}").set_value(target["tolerance"])
+    at.text_area(key=f"qtl_rationale_{qtl_id}").input(rationale)
     return at.button(key=SUBMIT).click().run()
 
 
@@ -125,7 +126,8 @@ def test_quality_lead_changes_a_limit_and_the_statuses_follow(demo_dir: Path, fr
     history = at.dataframe[1].value
     assert history["by"].tolist() == ["quinn"] and history["old"].tolist() == ["library's"]
     assert history["rationale"].tolist() == ["protocol amendment 2 tightened the limit"]
-    assert at.number_input(key="qtl_tolerance").value == pytest.approx(target["tolerance"])
+    assert at.number_input(key=f"qtl_tolerance_{qtl_id}").value == pytest.approx(target["tolerance"])
+    assert at.text_area(key=f"qtl_rationale_{qtl_id}").value == ""  # cleared for the next change
 
 
 def test_a_rationale_is_required(demo_dir: Path, fresh_store_url: str, analysis, target: dict) -> None:
