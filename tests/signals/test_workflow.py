@@ -3,7 +3,9 @@ mistake in a workflow file names the file and the key."""
 
 from __future__ import annotations
 
+import re
 from collections import deque
+from pathlib import Path
 
 import pytest
 import yaml
@@ -102,3 +104,27 @@ def test_a_mistake_names_the_file_and_the_key(tmp_path, edit, message):
     with pytest.raises(DefinitionError, match=message) as caught:
         load_workflow(path)
     assert str(path) in str(caught.value)
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "signals.md"
+_NEED_WORDS = {"justification": "justification", "comment": "comment", "outcome note": "outcome"}
+
+
+def _documented(heading: str) -> dict[str, dict[str, tuple[str, ...]]]:
+    """A table of docs/signals.md after ``heading``: status -> {next status: needs}."""
+    text = DOCS.read_text().split(heading, 1)[1]
+    rows = {}
+    for line in text.splitlines():
+        if match := re.match(r"\| `(\w+)` \| ([^|]*) \|", line):
+            rows[match.group(1)] = {to: tuple(_NEED_WORDS[n] for n in needs.split(", ") if n)
+                                    for to, needs in re.findall(r"`(\w+)`(?: \(([^)]*)\))?", match.group(2))}
+        elif rows and not line.startswith("|"):
+            break
+    return rows
+
+
+def test_docs_tables_are_the_workflow_file(flow):
+    assert _documented("| Status | May go to") == {
+        name: dict(rule.next) for name, rule in flow.signal.statuses.items()}
+    assert _documented("| Action status | May go to") == {
+        name: dict(rule.next) for name, rule in flow.actions.statuses.items()}
