@@ -3,7 +3,8 @@ review proposals (rbqm.risk.assess_risks; docs/risk.md).
 
 * ``show|export STUDY_DIR``: the register is the study's own register in the store when ``--db`` is
   given and the store holds one for the study, else the library template (``key_risk_indicators/
-  risk*.yaml``, or ``--library DIR``).
+  risk*.yaml``, or ``--library DIR``); ``export --format csv|md|xlsx``. The review rule is the
+  library's ``risk_review.yaml`` (``--min-sites`` overrides one of its numbers).
 * ``import-template STUDY_ID``, ``update STUDY_ID RISK_ID``: start and edit the study's register
   (risk.edit); ``decide STUDY_DIR RISK_ID --accept|--reject``: decide the current proposal (risk.review).
 """
@@ -26,34 +27,38 @@ app.add_typer(risk_app, name="risk")
 StudyDir = Annotated[Path, typer.Argument(exists=True, file_okay=False, help="The study folder.")]
 Library = Annotated[Path | None, typer.Option(
     "--library", file_okay=False, help="A folder of risk, KRI and QTL definitions instead of the shipped library.")]
-MinSites = Annotated[int, typer.Option(
-    "--min-sites", min=1, help="Propose re-scoring when a risk's indicators flag at this many sites.")]
+MinSites = Annotated[int | None, typer.Option(
+    "--min-sites", min=1, help="Propose raising a likelihood when a risk's indicators give evidence at this many "
+                               "sites at consecutive cuts (default: min_sites of risk_review.yaml).")]
 
 
-def _report(study_dir: Path, library: Path | None, min_sites: int, db: str | None = None,
+def _report(study_dir: Path, library: Path | None, min_sites: int | None, db: str | None = None,
             actor: str | None = None):
-    """The risk report of STUDY_DIR: the stored register when ``db`` is given and holds one, else the template."""
+    """The risk report of STUDY_DIR and the store's decisions on its proposals (None without ``db``): the
+    stored register when ``db`` is given and holds one, else the template."""
     from rbqm.analysis import analyze_study
-    from rbqm.risk import assess_risks, load_risk_register
+    from rbqm.risk import assess_risks, load_review_rule, load_risk_register
 
+    rule = load_review_rule(library, **({} if min_sites is None else {"min_sites": min_sites}))
     analysis = analyze_study(study_dir, kri_dir=library)
-    register = None
+    register, decisions = None, None
     if db is not None:
         from rbqm.store import risks as store_risks
 
         with open_cli_store(db) as store:
             register = store_risks.study_register(store, resolve_actor(actor), analysis.study_id, library=library)
+            decisions = store_risks.list_decisions(store, resolve_actor(actor), analysis.study_id)
     register = register or load_risk_register(library)
-    return assess_risks(register, analysis, kri_dir=library, min_sites=min_sites)
+    return assess_risks(register, analysis, kri_dir=library, rule=rule), decisions
 
 
 @risk_app.command("show")
-def show_command(study_dir: StudyDir, library: Library = None, min_sites: MinSites = 2,
+def show_command(study_dir: StudyDir, library: Library = None, min_sites: MinSites = None,
                  as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
                  db: DbUrl = None, actor: Actor = None) -> None:
     """The register with scores, levels and each risk's indicators at the latest cut; gaps; proposals."""
     with user_errors():
-        report = _report(study_dir, library, min_sites, db, actor)
+        report, _ = _report(study_dir, library, min_sites, db, actor)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2, default=str))
         return
@@ -67,7 +72,8 @@ def show_command(study_dir: StudyDir, library: Library = None, min_sites: MinSit
     typer.echo("")
     typer.echo("Review proposals:" if report.proposals.height else "Review proposals: none")
     for row in report.proposals.iter_rows(named=True):
-        typer.echo(f"  {row['risk_id']}: likelihood {row['likelihood']} -> {row['proposed_likelihood']} "
+        typer.echo(f"  {row['risk_id']} ({row['direction']}): likelihood {row['likelihood']} -> "
+                   f"{row['proposed_likelihood']} "
                    f"(score {row['score']} -> {row['proposed_score']}, {row['proposed_level']}). {row['evidence']}")
     typer.echo("Gaps:" if report.gaps.height else "Gaps: none")
     for row in report.gaps.iter_rows(named=True):
@@ -77,19 +83,29 @@ def show_command(study_dir: StudyDir, library: Library = None, min_sites: MinSit
 @risk_app.command("export")
 def export_command(study_dir: StudyDir,
                    out: Annotated[Path, typer.Option("--out", help="The file to write.")],
-                   fmt: Annotated[Literal["csv", "md"], typer.Option(
+                   fmt: Annotated[Literal["csv", "md", "xlsx"], typer.Option(
                        "--format", help="csv: the register, one row per risk; md: a section of the "
-                                        "oversight report (register, proposals, gaps).")] = "csv",
-                   library: Library = None, min_sites: MinSites = 2, db: DbUrl = None, actor: Actor = None) -> None:
-    """Write the register (CSV) or the risk assessment section of the oversight report (Markdown)."""
+                                        "oversight report (register, proposals, gaps); xlsx: a workbook with "
+                                        "sheets Study risk, Register, Gaps and Review proposals (with the "
+                                        "decisions, given --db).")] = "csv",
+                   library: Library = None, min_sites: MinSites = None, db: DbUrl = None,
+                   actor: Actor = None) -> None:
+    """Write the register (CSV), the risk assessment section of the oversight report (Markdown) or all of it (Excel)."""
     from rbqm.risk import flat_register, report_markdown
+    from rbqm.risk_export import write_workbook
 
     with user_errors():
-        report = _report(study_dir, library, min_sites, db, actor)
+        report, decisions = _report(study_dir, library, min_sites, db, actor)
+        if not out.parent.is_dir():
+            from rbqm.errors import RbqmError
+
+            raise RbqmError(f"--out {out}: the folder {out.parent} does not exist")
     if fmt == "csv":
         flat_register(report).write_csv(out)
-    else:
+    elif fmt == "md":
         out.write_text(report_markdown(report), encoding="utf-8")
+    else:
+        write_workbook(report, out, decisions=decisions)
     typer.echo(f"Wrote {out} ({report.register.height} risks, {report.proposals.height} review proposals).")
 
 
@@ -138,16 +154,17 @@ def decide_command(study_dir: StudyDir, risk_id: Annotated[str, typer.Argument(h
                    reason: Reason,
                    accept: Annotated[bool, typer.Option("--accept/--reject",
                                                         help="Accept (re-score) or reject the proposal.")],
-                   library: Library = None, min_sites: MinSites = 2, expect_version: ExpectVersion = None,
+                   library: Library = None, min_sites: MinSites = None, expect_version: ExpectVersion = None,
                    db: DbUrl = None, actor: Actor = None) -> None:
-    """Accept or reject the latest cut's re-scoring proposal for a risk of the stored register (risk.review)."""
+    """Accept or reject the latest cut's re-scoring proposal (raise or lower) for a risk of the stored register
+    (risk.review)."""
     import polars as pl
 
     from rbqm.errors import RbqmError
     from rbqm.store import risks as store_risks
 
     with user_errors():
-        report = _report(study_dir, library, min_sites, db, actor)
+        report, _ = _report(study_dir, library, min_sites, db, actor)
         proposal = report.proposals.filter(pl.col("risk_id") == risk_id)
         if proposal.is_empty():
             raise RbqmError(f"no review proposal for {risk_id} at {report.study_id}'s latest cut "
@@ -158,5 +175,6 @@ def decide_command(study_dir: StudyDir, risk_id: Annotated[str, typer.Argument(h
                 store, resolve_actor(actor), report.study_id, risk_id, cut_date=report.cut_date,
                 proposed_likelihood=row["proposed_likelihood"], evidence=row["evidence"], accept=accept,
                 reason=reason, expected_version=expect_version)
-    typer.echo(f"{risk_id}: proposal {'accepted' if accept else 'rejected'}; likelihood {stored.risk.likelihood}, "
+    typer.echo(f"{risk_id}: proposal to {row['direction']} the likelihood {'accepted' if accept else 'rejected'}; "
+               f"likelihood {stored.risk.likelihood}, "
                f"score {stored.risk.score}, version {stored.version}.")

@@ -26,7 +26,7 @@ def test_show_text_lists_scores_status_proposals_and_gaps(ae_study):
     assert out.exit_code == 0, out.output
     assert "overall study risk medium" in out.output
     assert "risk0001  high    18 = I3 x L2 x D3  Adverse event under-reporting" in out.output
-    assert "risk0001: likelihood 2 -> 3" in out.output
+    assert "risk0001 (raise): likelihood 2 -> 3 (score 18 -> 27, high)" in out.output
     assert "risk without indicator: risk0004" in out.output
     assert "indicator without risk: kri0011 (Data change rate)" in out.output
 
@@ -90,3 +90,82 @@ def test_store_register_import_update_decide_and_show(ae_study, ae_analysis, tmp
     assert rows["risk0004"]["indicators"] == ["kri0004"] and rows["risk0004"]["owner"] == "quinn"
     assert "risk0004" not in {g["id"] for g in shown["gaps"]}
     assert "risk0001" not in {p["risk_id"] for p in shown["proposals"]}
+
+
+def _sheets(path) -> list[str]:
+    import re
+    import zipfile
+
+    with zipfile.ZipFile(path) as book:
+        return re.findall(r'<sheet name="([^"]+)"', book.read("xl/workbook.xml").decode())
+
+
+def _strings(path) -> str:
+    import zipfile
+
+    with zipfile.ZipFile(path) as book:
+        return book.read("xl/sharedStrings.xml").decode()
+
+
+def test_export_xlsx_has_the_study_register_gaps_and_proposals_sheets(ae_study, tmp_path):
+    book = tmp_path / "risk.xlsx"
+    out = runner.invoke(app, ["risk", "export", str(ae_study), "--format", "xlsx", "--out", str(book)])
+    assert out.exit_code == 0, out.output
+    assert _sheets(book) == ["Study risk", "Register", "Gaps", "Review proposals"]
+    strings = _strings(book)
+    # a register row, its controls, a gap and a proposal's evidence (the sheets' cells, as shared strings)
+    assert "Adverse event under-reporting" in strings and "AE reconciliation against source" in strings
+    assert "indicator without risk" in strings and "Overall study risk" in strings
+    assert "judged likelihood 2, but its indicators give evidence at" in strings
+    out = runner.invoke(app, ["risk", "export", str(ae_study), "--format", "xlsx", "--out",
+                              str(tmp_path / "no-such-folder" / "risk.xlsx")])
+    assert out.exit_code == 2 and "does not exist" in out.output
+
+
+def _quiet_analysis(study_id: str):
+    """Three cuts at which kri0008 (risk0010) and kri0006 (risk0009) are computed at two sites without a
+    flag: proposals to lower both."""
+    from datetime import date
+
+    from rbqm.analysis import Analysis
+    from rbqm.csm import CSM_COLUMNS
+
+    cuts = [date(2025, 4, 1), date(2025, 5, 1), date(2025, 6, 1)]
+    results = pl.DataFrame({"cut_date": [c for c in cuts for _ in range(4)], "level": "site",
+                            "group_id": ["1001", "1002"] * 6, "kri_id": ["kri0008", "kri0008", "kri0006", "kri0006"] * 3,
+                            "flag": 0},
+                           schema_overrides={"flag": pl.Int8})
+    return Analysis(study_id, cuts, results, pl.DataFrame(), pl.DataFrame(), pl.DataFrame(),
+                    pl.DataFrame(schema=CSM_COLUMNS))
+
+
+def test_decide_a_proposal_to_lower_and_export_the_decision(tmp_path, monkeypatch):
+    import rbqm.analysis
+
+    monkeypatch.setattr(rbqm.analysis, "analyze_study", lambda study_dir, **_: _quiet_analysis("Q1"))
+    db, study = _db(tmp_path), tmp_path  # any folder: the analysis is the one above
+    assert runner.invoke(app, ["risk", "import-template", "Q1", "--db", db, "--actor", "quinn"]).exit_code == 0
+    out = runner.invoke(app, ["risk", "show", str(study), "--db", db, "--actor", "monty"])
+    assert out.exit_code == 0 and "risk0010 (lower): likelihood 2 -> 1 (score 4 -> 2, low)" in out.output, out.output
+    out = runner.invoke(app, ["risk", "decide", str(study), "risk0010", "--accept", "--reason", "x",
+                              "--db", db, "--actor", "monty"])
+    assert out.exit_code == 2 and "may not risk.review" in out.output
+    out = runner.invoke(app, ["risk", "decide", str(study), "risk0010", "--accept", "--db", db, "--actor", "quinn",
+                              "--reason", "queries answered promptly for three months"])
+    assert out.exit_code == 0, out.output
+    assert "risk0010: proposal to lower the likelihood accepted; likelihood 1, score 2, version 2." in out.output
+    out = runner.invoke(app, ["risk", "decide", str(study), "risk0009", "--reject", "--db", db, "--actor", "quinn",
+                              "--reason", "dropout follows the protocol expectation"])
+    assert out.exit_code == 0 and "proposal to lower the likelihood rejected; likelihood 2" in out.output, out.output
+    book = tmp_path / "risk.xlsx"
+    out = runner.invoke(app, ["risk", "export", str(study), "--format", "xlsx", "--out", str(book), "--db", db,
+                              "--actor", "monty"])
+    assert out.exit_code == 0, out.output
+    # the rejected proposal stays, with the decision; the accepted one is gone (risk0010 is at likelihood 1)
+    strings = _strings(book)
+    assert "dropout follows the protocol expectation" in strings and "rejected" in strings
+    assert "queries answered promptly" not in strings
+    shown = json.loads(runner.invoke(app, ["risk", "show", str(study), "--json", "--db", db, "--actor", "monty"]).output)
+    assert {r["risk_id"]: r["likelihood"] for r in shown["register"]}["risk0010"] == 1
+    assert "risk0010" not in {p["risk_id"] for p in shown["proposals"]}
+    assert shown["review_rule"]["quiet_cuts"] == 3

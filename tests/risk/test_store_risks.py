@@ -115,3 +115,38 @@ def test_accepting_and_rejecting_review_proposals(store, people, ae_analysis):
     # the accepted likelihood is now 3: no proposal for it at the same evidence
     after = review_proposals(store_risks.study_register(store, LEAD, STUDY), ae_analysis)
     assert "risk0001" not in after["risk_id"].to_list()
+
+
+def test_a_proposal_to_lower_is_decided_like_one_to_raise(store, people):
+    store_risks.import_template(store, ADMIN, STUDY)
+    with pytest.raises(StoreError, match="a reason is required"):
+        store_risks.decide_proposal(store, LEAD, STUDY, "risk0010", cut_date=CUT, proposed_likelihood=1,
+                                    evidence="quiet for 3 cuts", accept=True, reason="")
+    risk = store_risks.decide_proposal(store, LEAD, STUDY, "risk0010", cut_date=CUT, proposed_likelihood=1,
+                                       evidence="quiet for 3 cuts", accept=True, reason="no late data for a quarter")
+    assert (risk.risk.likelihood, risk.risk.score, risk.version) == (1, 2, 2)
+    record = _records(store, f"{STUDY}/risk0010")[-1]
+    assert (record.actor, record.action, record.reason) == (LEAD, "risk.review", "no late data for a quarter")
+    assert (record.old_value["likelihood"], record.new_value["likelihood"]) == (2, 1)
+    assert record.new_value["decision"] == "accepted" and record.new_value["proposed_likelihood"] == 1
+    decisions = store_risks.list_decisions(store, VIEWER, STUDY)
+    assert decisions.select("risk_id", "likelihood", "proposed_likelihood", "decision").rows() == [
+        ("risk0010", 2, 1, "accepted")]
+
+
+@pytest.mark.parametrize("actor", [MONITOR, VIEWER])
+def test_owner_rationale_and_controls_are_edited_only_by_permitted_roles(store, people, actor):
+    store_risks.import_template(store, ADMIN, STUDY)
+    changes = dict(owner=LEAD, rationale="new rationale", controls=["weekly AE reconciliation"])
+    with pytest.raises(PermissionDenied, match="may not risk.edit"):
+        store_risks.update_risk(store, actor, STUDY, "risk0001", reason="x", **changes)
+    with pytest.raises(PermissionDenied, match="may not risk.edit"):
+        store_risks.import_template(store, actor, "S2")
+    risk = store_risks.update_risk(store, LEAD, STUDY, "risk0001", reason="quarterly review", **changes)
+    assert (risk.risk.owner, risk.risk.rationale, risk.risk.controls) == (LEAD, "new rationale",
+                                                                          ("weekly AE reconciliation",))
+    record = _records(store, f"{STUDY}/risk0001")[-1]
+    assert record.old_value["controls"][0].startswith("AE reconciliation")
+    assert record.new_value["controls"] == ["weekly AE reconciliation"] and record.actor == LEAD
+    with pytest.raises(StoreError, match="controls"):
+        store_risks.update_risk(store, LEAD, STUDY, "risk0001", reason="x", controls=[])
