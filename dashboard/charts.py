@@ -65,10 +65,13 @@ _SCORE_COLOURSCALE = [(0.0, "#f2f0f7"), (1.0, "#54278f")]
 
 def site_heatmap_figure(cells: pl.DataFrame, risk: pl.DataFrame) -> go.Figure:
     """Sites (rows, in the order of ``risk``) x KRIs (columns), coloured and marked by flag, then the
-    site's scores of :data:`HEATMAP_SCORES` that ``risk`` has (shaded by value, the number written in).
+    site's scores of :data:`HEATMAP_SCORES` that ``risk`` has for some site (shaded by value, the number
+    written in).
 
     Clicking a cell selects the site: an invisible marker sits on every cell (heatmap traces report no
-    selection to Streamlit), carrying the site id as ``customdata``; see :func:`selected_site`.
+    selection to Streamlit), carrying the site id as ``customdata``; see :func:`selected_site`. Columns sit
+    at numeric positions (KRI i at i, the scores after a small gap) with the names as tick labels: on a
+    category axis plotly misplaces a one-column heatmap.
     """
     sites = risk["site_id"].to_list()
     kris = cells.select("kri_id", "name").unique().sort("kri_id")
@@ -97,37 +100,40 @@ def site_heatmap_figure(cells: pl.DataFrame, risk: pl.DataFrame) -> go.Figure:
         hover.append(hover_row)
     figure = go.Figure(
         go.Heatmap(
-            z=z, x=kri_ids, y=sites, text=text, texttemplate="%{text}", textfont={"size": 13}, hoverinfo="skip",
+            z=z, x=list(range(len(kri_ids))), y=sites, text=text, texttemplate="%{text}",
+            textfont={"size": 11}, hoverinfo="skip",
             colorscale=_flag_colourscale(), zmin=-2.5, zmax=2.5, xgap=2, ygap=2,
             colorbar={"title": {"text": "Flag"}, "tickvals": [-2, -1, 0, 1, 2],
                       "ticktext": [f"{FLAG_SYMBOLS[f] or '–'} {f:+d}" if f else "0" for f in range(-2, 3)]},
         )
     )
-    scores = {column: label for column, label in HEATMAP_SCORES.items() if column in risk.columns}
-    for column, label in scores.items():
+    scores = {column: label for column, label in HEATMAP_SCORES.items()
+              if column in risk.columns and risk[column].is_not_null().any()}
+    positions = [*range(len(kri_ids)), *(len(kri_ids) + 0.25 + j for j in range(len(scores)))]
+    for position, (column, label) in zip(positions[len(kri_ids):], scores.items(), strict=True):
         values = risk[column].to_list()
         top = max((v for v in values if v is not None), default=0) or 1.0
         figure.add_trace(go.Heatmap(
-            z=[[None if v is None else v / top] for v in values], x=[label], y=sites, zmin=0, zmax=1,
+            z=[[None if v is None else v / top] for v in values], x=[position], y=sites, zmin=0, zmax=1,
+            name=label,
             text=[["–" if v is None else f"{v:.1f}"] for v in values], texttemplate="%{text}",
             textfont={"size": 12}, colorscale=_SCORE_COLOURSCALE, showscale=False, xgap=2, ygap=2,
             hoverinfo="skip",
         ))
         for site, value, hover_row in zip(sites, values, hover, strict=True):
             hover_row.append(f"Site {site}<br><b>{label}</b>: {_fmt(value)}")
-    columns = [*kri_ids, *scores.values()]
     figure.add_trace(go.Scatter(  # the click targets, one per cell, with the cell's hover text
-        x=[column for _ in sites for column in columns], y=[site for site in sites for _ in columns],
-        customdata=[site for site in sites for _ in columns], hovertext=[h for row in hover for h in row],
+        x=[position for _ in sites for position in positions], y=[site for site in sites for _ in positions],
+        customdata=[site for site in sites for _ in positions], hovertext=[h for row in hover for h in row],
         hovertemplate="%{hovertext}<extra></extra>", mode="markers", showlegend=False, name="sites",
         marker={"size": 18, "symbol": "square", "color": "rgba(0,0,0,0)"},
         selected={"marker": {"opacity": 0}}, unselected={"marker": {"opacity": 0}},
     ))
-    figure.update_xaxes(type="category", side="top", tickangle=-45, title=None, categoryorder="array",
-                        categoryarray=columns, tickvals=columns,
+    figure.update_xaxes(type="linear", side="top", tickangle=-45, title=None, showgrid=False, zeroline=False,
+                        range=[-0.5, positions[-1] + 0.5], tickvals=positions,
                         ticktext=[*kris["name"].fill_null("").to_list(), *scores.values()])
     figure.update_yaxes(type="category", autorange="reversed", title="Site", categoryorder="array",
-                        categoryarray=sites)
+                        categoryarray=sites, showgrid=False)
     figure.update_layout(plot_bgcolor=NOT_SCORED_COLOUR, height=max(320, 32 * len(sites) + 220),
                          margin={"t": 200, "l": 10, "r": 10, "b": 10}, hovermode="closest", hoverdistance=-1,
                          clickmode="event+select", dragmode=False)

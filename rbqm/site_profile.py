@@ -199,33 +199,41 @@ def site_actions(actions: pl.DataFrame, site: str) -> pl.DataFrame:
                                                            descending=[True, False, False])
 
 
-def subject_listing(counts: pl.DataFrame, subjects: pl.DataFrame, definition: KriDefinition,
-                    site: str) -> pl.DataFrame:
+def subject_listing(counts: pl.DataFrame, subjects: pl.DataFrame, definition: KriDefinition, site: str, *,
+                    flag: int | None = None) -> pl.DataFrame:
     """The subjects behind one KRI's numbers at one site: each subject's share of the numerator and
     denominator (``counts``: ``rbqm.kri.compute.subject_counts``), with ``enrolled`` and
     ``days_on_study`` from ``subjects`` (the subjects analysis table) and the subject's own ``metric``
     in the KRI's display unit (numerator / denominator x metric_scale, when the denominator is
-    positive). Subjects with something counted come first, largest numerator first.
+    positive).
+
+    The subjects that explain the concern come first: lowest metric first when the site's ``flag`` is
+    low, or it is not flagged high and the KRI's concern is low (under-reporting: few AEs for a long
+    time on study); else highest first. Ties: larger denominator first, then by subject; subjects
+    without a metric last.
 
     Examples
     --------
-    >>> counts = pl.DataFrame({"kri_id": ["k"] * 3, "USUBJID": ["a", "b", "c"], "SITEID": ["1", "1", "2"],
-    ...     "numerator": [2.0, 0.0, 5.0], "denominator": [400.0, 100.0, 50.0]})
-    >>> subjects = pl.DataFrame({"USUBJID": ["a", "b", "c"], "enrolled": [True] * 3,
-    ...                          "days_on_study": [400, 100, 50]})
+    >>> counts = pl.DataFrame({"kri_id": ["k"] * 4, "USUBJID": ["a", "b", "c", "d"],
+    ...     "SITEID": ["1", "1", "1", "2"], "numerator": [2.0, 0.0, 1.0, 5.0],
+    ...     "denominator": [400.0, 100.0, 50.0, 50.0]})
+    >>> subjects = pl.DataFrame({"USUBJID": ["a", "b", "c", "d"], "enrolled": [True] * 4,
+    ...                          "days_on_study": [400, 100, 50, 50]})
     >>> from rbqm.kri import load_definitions
-    >>> ae_rate = next(d for d in load_definitions() if d.id == "kri0001")  # AEs per 1,000 days
+    >>> ae_rate = next(d for d in load_definitions() if d.id == "kri0001")  # AEs per 1,000 days, concern low
     >>> subject_listing(counts.with_columns(kri_id=pl.lit("kri0001")), subjects, ae_rate, "1").rows()
-    [('a', True, 400, 2.0, 400.0, 5.0), ('b', True, 100, 0.0, 100.0, 0.0)]
+    [('b', True, 100, 0.0, 100.0, 0.0), ('a', True, 400, 2.0, 400.0, 5.0), ('c', True, 50, 1.0, 50.0, 20.0)]
     """
     context = subjects.select("USUBJID", "enrolled", "days_on_study")
     denominator = pl.col("denominator")
+    lowest_first = (flag or 0) < 0 or ((flag or 0) == 0 and definition.concern == "low")
     return (counts.filter((pl.col("kri_id") == definition.id) & (pl.col("SITEID") == site))
             .join(context, on="USUBJID", how="left")
             .select("USUBJID", "enrolled", "days_on_study", "numerator", "denominator",
                     metric=pl.when(denominator > 0)
                     .then(pl.col("numerator") / denominator * definition.metric_scale))
-            .sort(["numerator", "denominator", "USUBJID"], descending=[True, True, False], nulls_last=True))
+            .sort(["metric", "numerator", "denominator", "USUBJID"],
+                  descending=[not lowest_first, not lowest_first, True, False], nulls_last=True))
 
 
 _OPERATORS = {"equals": "=", "in_": "in", "not_in": "not in", "gt": ">", "ge": "≥", "lt": "<", "le": "≤"}

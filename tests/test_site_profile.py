@@ -204,20 +204,32 @@ def test_site_actions_highest_priority_first() -> None:
 
 # --- subject_listing, describe_count -------------------------------------------------------------------
 
-def test_subject_listing_in_the_kri_unit_counted_subjects_first() -> None:
-    counts = pl.DataFrame({
-        "kri_id": ["kri0001"] * 4 + ["kri0002"], "USUBJID": ["a", "b", "c", "d", "a"],
-        "SITEID": ["1", "1", "1", "2", "1"], "COUNTRY": ["FRA"] * 5,
-        "numerator": [1.0, 3.0, 0.0, 7.0, 5.0], "denominator": [250.0, 600.0, 0.0, 10.0, 1.0],
-    })
-    listing = subject_listing(counts, SUBJECTS, DEFINITIONS["kri0001"], "1")
+COUNTS = pl.DataFrame({
+    "kri_id": ["kri0001"] * 4 + ["kri0002"], "USUBJID": ["a", "b", "c", "d", "a"],
+    "SITEID": ["1", "1", "1", "2", "1"], "COUNTRY": ["FRA"] * 5,
+    "numerator": [1.0, 3.0, 0.0, 7.0, 5.0], "denominator": [250.0, 600.0, 0.0, 10.0, 1.0],
+})
+
+
+def test_subject_listing_in_the_kri_unit_lowest_first_for_a_low_concern() -> None:
+    listing = subject_listing(COUNTS, SUBJECTS, DEFINITIONS["kri0001"], "1")  # AE rate: concern low
     assert listing.columns == ["USUBJID", "enrolled", "days_on_study", "numerator", "denominator", "metric"]
     assert listing.rows() == [
-        ("b", False, None, 3.0, 600.0, 5.0),  # 3 / 600 x 1000 AEs per 1,000 days
-        ("a", True, 30, 1.0, 250.0, 4.0),
-        ("c", True, 12, 0.0, 0.0, None),  # no days on study: no metric
+        ("a", True, 30, 1.0, 250.0, 4.0),  # 1 / 250 x 1000 AEs per 1,000 days
+        ("b", False, None, 3.0, 600.0, 5.0),
+        ("c", True, 12, 0.0, 0.0, None),  # no days on study: no metric, last
     ]
-    assert listing["numerator"].sum() == 4.0
+    assert listing["numerator"].sum() == 4.0 and listing["denominator"].sum() == 850.0
+
+
+def test_subject_listing_highest_first_when_the_site_is_flagged_high() -> None:
+    listing = subject_listing(COUNTS, SUBJECTS, DEFINITIONS["kri0001"], "1", flag=2)
+    assert listing["USUBJID"].to_list() == ["b", "a", "c"]
+    high_concern = DEFINITIONS["kri0004"]  # important deviations: concern high
+    counts = COUNTS.filter(pl.col("kri_id") == "kri0001").with_columns(kri_id=pl.lit("kri0004"))
+    assert subject_listing(counts, SUBJECTS, high_concern, "1")["USUBJID"].to_list() == ["b", "a", "c"]
+    low_flag = subject_listing(counts, SUBJECTS, high_concern, "1", flag=-1)
+    assert low_flag["USUBJID"].to_list() == ["a", "b", "c"]
 
 
 @pytest.mark.parametrize(("count", "words"), [

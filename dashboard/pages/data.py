@@ -53,16 +53,16 @@ if source == "folder":
                 "table, e.g. dm.parquet, ae.csv), run `rbqm synth data/demo` for a demo, or choose "
                 "*Upload a zip*.")
         st.stop()
-    folder = st.selectbox("Folder", folders, format_func=lambda p: str(p.relative_to(root)), key="data_folder",
-                          on_change=reset_form)
+    folder = st.selectbox("Folder", folders, format_func=lambda p: str(p.relative_to(root)),
+                          key="data_folder", on_change=reset_form)
 else:
     upload = st.file_uploader(
         "Zip of a study folder", type=["zip"], key="data_upload", on_change=reset_form,
-        help=f"The tables at the top of the zip or in its one top folder; at most {MAX_UNZIPPED_BYTES // 1024**3} "
-             "GiB unpacked. Other files are ignored.")
+        help=f"The tables at the top of the zip or in its one top folder; at most "
+             f"{MAX_UNZIPPED_BYTES // 1024**3} GiB unpacked. Other files are ignored.")
     if upload is None:
-        st.info("Upload a zip of a study folder (its table files, and cuts/YYYY-MM-DD/ folders if it has data "
-                "cuts) to validate it.")
+        st.info("Upload a zip of a study folder (its table files, and cuts/YYYY-MM-DD/ folders if it has "
+                "data cuts) to validate it.")
         st.stop()
     try:
         folder = Path(unpack_upload(str(root), upload.file_id, upload.getvalue(), upload.name))
@@ -76,7 +76,9 @@ options = ([None] if has_tables or not cuts else []) + cuts
 cut = st.selectbox(
     "Data cut", options, key="data_cut", on_change=reset_form,
     format_func=lambda c: WHOLE_FOLDER if c is None else f"{c} (cuts/{c})",
-    help=f"{len(cuts)} data cut(s) in this folder, newest first." if cuts else "This folder has no data cuts.")
+    help="The study as it was on that date (a cuts/YYYY-MM-DD folder), or the folder's own tables.")
+st.caption(f"Data cuts in this folder, newest first: {', '.join(str(c) for c in cuts)}." if cuts
+           else "This folder has no data cuts (cuts/YYYY-MM-DD/); its own tables are validated.")
 target = folder if cut is None else folder / "cuts" / cut.isoformat()
 
 # --- Validation -----------------------------------------------------------------------------------
@@ -91,7 +93,8 @@ st.subheader("Validation")
 summary = st.columns(3)
 summary[0].metric("Errors", errors)
 summary[1].metric("Warnings", warnings)
-summary[2].metric("Data cut", str(cut or latest or "–"), help="The latest date in the data when no cut is chosen.")
+summary[2].metric("Data cut", str(cut or latest or "–"),
+                  help="The cut chosen, else the latest date in the data.")
 if issues.is_empty():
     st.success("No problems found: every table reads with the documented columns and types.")
 else:
@@ -112,14 +115,17 @@ else:
 # --- Ingest -------------------------------------------------------------------------------------
 st.subheader("Ingest as a snapshot")
 if not may(Action.DATA_INGEST):
-    st.info(f"Your role ({st.session_state['role']}) may validate data but not ingest it.", icon=":material/lock:")
+    st.info(f"Your role ({st.session_state['role']}) may validate data but not ingest it.",
+            icon=":material/lock:")
     st.stop()
 if errors:
-    st.warning("Fix the errors above in the export, then come back: an export with errors cannot be ingested.")
+    st.warning("Fix the errors above in the export, then come back: an export with errors cannot be "
+               "ingested.")
     st.stop()
 when = cut or latest
 if when is None:
-    st.error("The data holds no dates, so the data cut is unknown: ingest it with `rbqm ingest --as-of DATE`.")
+    st.error("The data holds no dates, so the data cut is unknown: ingest it with "
+             "`rbqm ingest --as-of DATE`.")
     st.stop()
 with st.form("data_ingest"):
     left, right = st.columns(2)

@@ -9,20 +9,23 @@ from rbqm.site_profile import risk_table
 
 from auth import require_sign_in  # dashboard/auth.py
 from charts import HEATMAP_SCORES, selected_site, site_heatmap_figure  # dashboard/charts.py
-from data import analysis_or_stop, choose_cut, choose_study, load_site_regions, site_heatmap  # dashboard/data.py
+from data import (analysis_or_stop, choose_cut, choose_study, load_site_regions,  # dashboard/data.py
+                  site_heatmap)
 
 PROFILE_PAGE = "pages/site_profile.py"
-SORTS = {"risk": "Risk rank", "dis": "Data inconsistency", "site": "Site", "country": "Country", "region": "Region"}
+SORTS = {"risk": "Risk rank", "dis": "Data inconsistency", "site": "Site", "country": "Country",
+         "region": "Region"}
+"""The orders of rbqm.site_profile.SITE_SORTS, as the selectbox shows them."""
 
 require_sign_in()
 st.title("Site risk heatmap")
 st.caption(
-    "Each row is a site (by risk rank, 1 = most at risk, unless you sort otherwise); each column is a key risk "
-    "indicator. A cell shows the site's flag for that KRI: ▼▼ / ▲▲ (dark blue / dark red) is a red flag below / "
-    "above the other sites, ▼ / ▲ an amber one, blank not flagged, · on grey not scored (too few to score). "
-    "The purple columns give the site's risk score (0-100, weighted flags) and, when the analysis has it, its "
-    "data inconsistency score, darker when higher. Hover a cell for the numbers; **click a cell, or a row of "
-    "the table below, to open that site's profile.**"
+    "Each row is a site (by risk rank, 1 = most at risk, unless you sort otherwise); each column is a key "
+    "risk indicator. A cell shows the site's flag for that KRI: ▼▼ / ▲▲ (dark blue / dark red) is a red "
+    "flag below / above the other sites, ▼ / ▲ an amber one, blank not flagged, · on grey not scored (too "
+    "few to score). The purple columns give the site's risk score (0-100, weighted flags) and, when the "
+    "analysis has it, its data inconsistency score, darker when higher. Hover a cell for the numbers; "
+    "**click a cell, or a row of the table below, to open that site's profile.**"
 )
 
 
@@ -35,7 +38,6 @@ def open_profile(study: str, site: str) -> None:
 study = choose_study()
 analysis = analysis_or_stop(study)
 region_of = load_site_regions(study, analysis)
-has_dis = "dis" in analysis.site_risk.columns
 
 filters = st.columns(4)
 with filters[0]:
@@ -45,15 +47,20 @@ chosen = filters[1].multiselect("Countries", countries, key="country", placehold
 regions = sorted(region_of["region"].drop_nulls().unique().to_list())
 chosen_regions = filters[2].multiselect(
     "Regions", regions, key="region", placeholder="All regions" if regions else "No regions known",
-    disabled=not regions, help="The study's own site regions (sites table, REGION), else the country's region.",
+    disabled=not regions,
+    help="The study's own site regions (sites table, REGION), else the country's region (rbqm/regions.yaml).",
 )
+at_cut = analysis.site_risk.filter(pl.col("cut_date") == cut)
+has_dis = "dis" in at_cut.columns and at_cut["dis"].is_not_null().any()  # scored at this cut
 sorts = [key for key in SORTS if key != "dis" or has_dis]
 sort_by = filters[3].selectbox("Sort sites by", sorts, format_func=SORTS.get, key="heatmap_sort")
 
-risk = risk_table(analysis, cut, region_of=region_of, countries=chosen, regions=chosen_regions, sort_by=sort_by)
+risk = risk_table(analysis, cut, region_of=region_of, countries=chosen, regions=chosen_regions,
+                  sort_by=sort_by)
 if risk.is_empty():
     picked = ", ".join([*chosen, *chosen_regions])
-    st.info(f"No site results at {cut}" + (f" for {picked}. Clear a filter to see more sites." if picked else "."))
+    st.info(f"No site results at {cut}"
+            + (f" for {picked}. Clear a filter to see more sites." if picked else "."))
     st.stop()
 
 event = st.plotly_chart(site_heatmap_figure(site_heatmap(analysis, cut, risk), risk), key="heatmap",

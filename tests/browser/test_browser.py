@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,8 +97,54 @@ def test_heatmap_renders_in_a_browser(chromium: Path, generated_dashboard_url: s
             show_whole_page(page)
             HEATMAP_SCREENSHOT.parent.mkdir(exist_ok=True)
             page.screenshot(path=HEATMAP_SCREENSHOT, full_page=True)
+            drill_into_a_site_profile(page)
         finally:
             browser.close()
+
+
+PROFILE_SCREENSHOT = SCREENSHOT.parent / "site-profile.png"
+DATA_SCREENSHOT = SCREENSHOT.parent / "data.png"
+
+
+def drill_into_a_site_profile(page: Page) -> None:
+    """From the heatmap: click the top row's first cell, land on that site's profile; back on the heatmap
+    nothing opens by itself; then the Data page validates the study folder."""
+    page.set_viewport_size(VIEWPORT)
+    plot_area = page.locator(".js-plotly-plot .nsewdrag").first
+    plot_area.scroll_into_view_if_needed()
+    ticks = page.locator(".js-plotly-plot .yaxislayer-above .ytick text")
+    top = min(range(ticks.count()), key=lambda i: ticks.nth(i).bounding_box()["y"])
+    first_site = ticks.nth(top).text_content()  # the top row: risk rank 1
+    box = plot_area.bounding_box()
+    assert box is not None and first_site
+    page.mouse.click(box["x"] + 12, box["y"] + 12)  # the top-left cell: the first site's first KRI
+    expect(page.get_by_role("heading", name="Site profile")).to_be_visible(timeout=WAIT_MS)
+    expect(page.get_by_role("heading", name=f"Site {first_site}", exact=False)).to_be_visible(timeout=WAIT_MS)
+    expect(page.get_by_test_id("stMetric").filter(has_text="Risk rank").get_by_test_id("stMetricValue")) \
+        .to_have_text(re.compile(r"^1 of \d+$"), timeout=WAIT_MS)
+    expect(page.get_by_role("heading", name="Subjects behind the numbers")).to_be_visible(timeout=WAIT_MS)
+    listing = page.get_by_test_id("stExpander").filter(has_text="kri0001 · Adverse event rate")
+    listing.get_by_text("kri0001 · Adverse event rate").click()  # open the AE listing, for the screenshot
+    expect(listing.get_by_test_id("stDataFrame")).to_be_visible(timeout=WAIT_MS)
+    show_whole_page(page)
+    page.screenshot(path=PROFILE_SCREENSHOT, full_page=True)
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+
+    page.set_viewport_size(VIEWPORT)
+    nav = page.get_by_test_id("stSidebarNav")
+    nav.get_by_role("link", name="Site risk heatmap").click()
+    expect(page.get_by_role("heading", name="Site risk heatmap")).to_be_visible(timeout=WAIT_MS)
+    page.wait_for_timeout(3000)  # a selection left over from the click would switch pages again by now
+    expect(page.get_by_role("heading", name="Site risk heatmap")).to_be_visible()
+
+    nav.get_by_role("link", name="Data").click()
+    expect(page.get_by_role("heading", name="Validation")).to_be_visible(timeout=WAIT_MS)
+    expect(page.get_by_test_id("stMetric").filter(has_text="Errors").get_by_test_id("stMetricValue")) \
+        .to_have_text("0", timeout=WAIT_MS)
+    expect(page.get_by_role("button", name=re.compile("Ingest the data cut of"))).to_be_visible(timeout=WAIT_MS)
+    show_whole_page(page)
+    page.screenshot(path=DATA_SCREENSHOT, full_page=True)
+    expect(page.get_by_test_id("stException")).to_have_count(0)
 
 
 SIGN_IN_SCREENSHOT = SCREENSHOT.parent / "sign-in.png"
@@ -154,6 +201,7 @@ def test_signals_page_renders_in_a_browser(chromium: Path, generated_dashboard_u
             expect(page.get_by_test_id("stException")).to_have_count(0)
         finally:
             browser.close()
+
 
 ADMIN_SCREENSHOT = SCREENSHOT.parent / "admin.png"
 QTL_EDIT_SCREENSHOT = SCREENSHOT.parent / "qtl-quality-lead.png"

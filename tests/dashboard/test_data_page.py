@@ -79,7 +79,8 @@ def test_ingest_writes_the_snapshot_and_the_audit_record(study_data_dir: Path, f
     assert not at.exception and not at.error
     snapshot = study_data_dir / "TINY-SNAP" / "cuts" / CUT
     assert (snapshot / "dm.parquet").is_file() and (snapshot / "manifest.json").is_file()
-    assert "Ingested TINY-SNAP at 2024-03-31: 6 rows in 2 tables" in at.success[0].value  # 4 subjects, 2 sites
+    # 4 subjects and 2 sites
+    assert "Ingested TINY-SNAP at 2024-03-31: 6 rows in 2 tables" in at.success[0].value
     assert at.dataframe[-1].value["cut_date"].tolist() == [CUT]  # the study's snapshots
     store = open_store(fresh_store_url)
     with store.read() as session:

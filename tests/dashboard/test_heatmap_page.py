@@ -67,15 +67,17 @@ def test_risk_score_is_a_column_of_the_heatmap(demo_dir: Path, analysis) -> None
     assert not at.exception
     figure = heatmap(at)
     risk = latest_risk(analysis)
-    scores = next(t for t in figure.data if t.type == "heatmap" and list(t.x) == ["Risk score"])
+    scores = next(t for t in figure.data if t.type == "heatmap" and t.name == "Risk score")
     assert list(scores.y) == risk["site_id"].to_list()
     assert [row[0] for row in scores.text] == [f"{v:.1f}" for v in risk["risk_score"].to_list()]
     top = max(risk["risk_score"].to_list())
     assert [row[0] for row in scores.z] == pytest.approx([v / top for v in risk["risk_score"].to_list()])
-    assert list(figure.layout.xaxis.categoryarray)[-1] == "Risk score"
+    has_dis = "dis" in risk.columns and risk["dis"].is_not_null().any()
+    scored = ["Risk score", "Data inconsistency"] if has_dis else ["Risk score"]
+    assert list(figure.layout.xaxis.ticktext)[len(figure.data[0].x):] == scored
     table = at.dataframe(key="site_risk").value
     assert list(table["risk_score"]) == pytest.approx(risk["risk_score"].to_list())
-    assert "dis" in table.columns if "dis" in analysis.site_risk.columns else "dis" not in table.columns
+    assert ("dis" in table.columns) is has_dis
 
 
 def test_every_cell_is_a_click_target_carrying_its_site(demo_dir: Path, analysis) -> None:
@@ -83,8 +85,9 @@ def test_every_cell_is_a_click_target_carrying_its_site(demo_dir: Path, analysis
     targets = figure.data[-1]
     assert targets.type == "scatter" and targets.mode == "markers"
     flags = figure.data[0]
-    columns = list(figure.layout.xaxis.categoryarray)
-    assert len(columns) == len(flags.x) + 1  # the KRIs and the risk score
+    columns = list(figure.layout.xaxis.tickvals)
+    assert columns[:len(flags.x)] == list(flags.x) == list(range(len(flags.x)))  # KRI i at x = i
+    assert list(figure.layout.xaxis.ticktext)[len(flags.x)] == "Risk score"
     assert len(targets.customdata) == len(flags.y) * len(columns)
     assert list(targets.customdata) == list(targets.y)  # each target's site is its row
     assert set(targets.customdata) == set(latest_risk(analysis)["site_id"].to_list())
@@ -104,7 +107,7 @@ def test_region_filter_keeps_the_regions_sites(demo_dir: Path, site_regions: dic
 def test_sort_by_site_and_by_country(demo_dir: Path, analysis) -> None:
     at = open_heatmap()
     expected_options = ["risk", "site", "country", "region"]
-    if "dis" in analysis.site_risk.columns:
+    if latest_risk(analysis).get_column("dis", default=pl.Series([None])).is_not_null().any():
         expected_options.insert(1, "dis")
     assert at.selectbox(key="heatmap_sort").options == [charts_label(o) for o in expected_options]
     at.selectbox(key="heatmap_sort").set_value("site").run()
@@ -137,9 +140,11 @@ def test_the_figure_shows_data_inconsistency_when_the_risk_table_has_it() -> Non
                           "score": [3.1, None], "note": [None, "too few to score"]},
                          schema_overrides={"flag": pl.Int8})
     risk = pl.DataFrame({"site_id": ["1", "2"], "risk_score": [50.0, None], "dis": [2.0, 0.5]})
+    unscored = charts.site_heatmap_figure(cells, risk.with_columns(dis=pl.lit(None, pl.Float64)))
+    assert [t.name for t in unscored.data if t.type == "heatmap"] == [None, "Risk score"]
     figure = charts.site_heatmap_figure(cells, risk)
-    assert [list(t.x) for t in figure.data if t.type == "heatmap"] == [["kri0001"], ["Risk score"],
-                                                                       ["Data inconsistency"]]
+    assert [list(t.x) for t in figure.data if t.type == "heatmap"] == [[0], [1.25], [2.25]]
+    assert list(figure.layout.xaxis.ticktext) == ["AE rate", "Risk score", "Data inconsistency"]
     dis = figure.data[2]
     assert [row[0] for row in dis.text] == ["2.0", "0.5"] and [row[0] for row in dis.z] == [1.0, 0.25]
     assert [row[0] for row in figure.data[1].text] == ["50.0", "–"]
