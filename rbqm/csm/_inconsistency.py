@@ -174,7 +174,7 @@ def _default_battery(study_id: str, cut_date: date, seed: int, simulations: str)
 def data_inconsistency(analysis: AnalysisTables, findings: pl.DataFrame, *, permutations: int = 20,
                        seed: int = 1, fraction: float = 0.2, min_p_values: int = 5,
                        within: Literal["country"] | None = "country", min_country_sites: int = MIN_COUNTRY_SITES,
-                       simulations: Literal["uniform", "rerun"] = "uniform", battery: Battery | None = None,
+                       simulations: Literal["rerun", "uniform"] = "rerun", battery: Battery | None = None,
                        study_id: str | None = None, cut_date: date | None = None) -> pl.DataFrame:
     """Data inconsistency score per site: its CSM p-values combined, calibrated by permuting site labels.
 
@@ -207,9 +207,11 @@ def data_inconsistency(analysis: AnalysisTables, findings: pl.DataFrame, *, perm
         pooled), as the tests compare a site with its country; None shuffles across the study.
     min_country_sites : int, default 6
         See ``within``.
-    simulations : {"uniform", "rerun"}, default "uniform"
-        ``"uniform"``: the AE simulation tests (``SIMULATED_TESTS``) are not rerun; their null
-        p-values are independent uniform draws (they are already calibrated). ``"rerun"``: rerun them.
+    simulations : {"rerun", "uniform"}, default "rerun"
+        ``"rerun"``: the AE simulation tests rerun like every other test. ``"uniform"``: they
+        (``SIMULATED_TESTS``) run with r=1 and their null p-values are replaced by independent
+        uniform draws (they are already calibrated): a little faster, but blind to the dependence
+        of a site's AE and serious-AE p-values and to their discreteness (docs/csm.md).
     battery : callable, optional
         ``battery(permuted_analysis) -> csm table``; default ``rbqm.csm.run_csm`` with its defaults
         (``r=1`` when ``simulations="uniform"``).
