@@ -45,6 +45,8 @@ class Reappearance(BaseModel):
 
 
 class SignalRules(BaseModel):
+    """The ``signal`` section: every status of a signal, and what a reappearance does."""
+
     model_config = _Frozen
     statuses: dict[str, SignalStatus] = Field(min_length=1)
     reappearance: Reappearance
@@ -68,6 +70,8 @@ class SignalMove(BaseModel):
 
 
 class ActionRules(BaseModel):
+    """The ``actions`` section: the linked actions' statuses, the open ones, and how they move their signal."""
+
     model_config = _Frozen
     statuses: dict[str, ActionStatus] = Field(min_length=1)
     open: tuple[str, ...] = Field(min_length=1)
