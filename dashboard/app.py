@@ -25,6 +25,7 @@ st.navigation(
         "Study": [
             st.Page("pages/overview.py", title="Study overview", icon=":material/dashboard:", default=True),
             st.Page("pages/report.py", title="Oversight report", icon=":material/summarize:"),
+            st.Page("pages/risk.py", title="Risk assessment", icon=":material/health_and_safety:"),
             st.Page("pages/data.py", title="Data", icon=":material/upload_file:"),
         ],
         "Signals": [

@@ -63,7 +63,7 @@ LEVEL_CUTOFFS: tuple[float, float] = (8, 18)
 
 #: Columns of :func:`score_register`, in order.
 REGISTER_COLUMNS: dict[str, pl.DataType] = {
-    "risk_id": pl.String(), "name": pl.String(), "category": pl.String(), "weight": pl.Float64(),
+    "risk_id": pl.String(), "name": pl.String(), "category": pl.String(), "factor": pl.String(), "weight": pl.Float64(),
     "impact": pl.Int64(), "likelihood": pl.Int64(), "detectability": pl.Int64(), "score": pl.Int64(),
     "level": pl.String(), "owner": pl.String(), "rationale": pl.String(), "controls": pl.List(pl.String()),
     "indicators": pl.List(pl.String()),
@@ -273,14 +273,15 @@ def _level_expr(score: pl.Expr) -> pl.Expr:
 
 
 def score_register(register: RiskRegister) -> pl.DataFrame:
-    """One row per risk with its score and level (``REGISTER_COLUMNS``), in id order.
+    """One row per risk with its score and level (``REGISTER_COLUMNS``; ``factor`` is the name of the
+    critical-to-quality category), in id order.
 
     Examples
     --------
     >>> score_register(load_risk_register()).select("risk_id", "score", "level").row(0)
     ('risk0001', 18, 'high')
     """
-    rows = [{"risk_id": r.id, "name": r.name, "category": r.category,
+    rows = [{"risk_id": r.id, "name": r.name, "category": r.category, "factor": register.categories[r.category].name,
              "weight": float(register.categories[r.category].weight), "impact": r.impact,
              "likelihood": r.likelihood, "detectability": r.detectability, "score": r.score,
              "level": risk_level(r.score), "owner": r.owner, "rationale": r.rationale,

@@ -28,11 +28,14 @@ MENU: dict[str, Action] = {"admin.py": Action.USER_VIEW}
 FORMS: dict[str, dict[str, Action]] = {
     "qtl.py": {"qtl_limits_form": Action.QTL_SET_LIMIT},
     "signals.py": {"sig_update": Action.SIGNAL_UPDATE},
+    # the role store holds no risk register: the page offers to start one from the template
+    "risk.py": {"risk_import": Action.RISK_EDIT},
     "admin.py": {"adm_add": Action.USER_ADD, "adm_role": Action.USER_SET_ROLE, "adm_status": Action.USER_DISABLE,
                  "adm_password": Action.USER_SET_PASSWORD},
 }
 """The change forms of a page: form id -> the action it needs (shown exactly to the roles allowed it)."""
-TITLES = {"admin.py": "Users and roles", "qtl.py": "Quality tolerance limits", "signals.py": "Signals and actions"}
+TITLES = {"admin.py": "Users and roles", "qtl.py": "Quality tolerance limits", "signals.py": "Signals and actions",
+          "risk.py": "Risk assessment"}
 
 
 def read_only(role: Role) -> bool:
