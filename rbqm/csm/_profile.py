@@ -282,12 +282,12 @@ def kri_profile(results: pl.DataFrame, *, names: Mapping[str, str] | None = None
     >>> from datetime import date
     >>> rng = np.random.default_rng(1)
     >>> sites, kris = [f"{1001 + i}" for i in range(40)], ["kri0001", "kri0008", "kri0020"]
-    >>> score = rng.normal(size=(40, 3)); score[4] = [-3.0, 3.0, 0.0]
+    >>> score = rng.normal(size=(40, 3)); score[4] = [-6.0, 6.0, 0.0]
     >>> results = pl.DataFrame({"cut_date": date(2025, 1, 1), "level": "site", "group_id": np.repeat(sites, 3),
     ...     "kri_id": kris * 40, "metric": score.ravel(), "score": score.ravel(), "method": "normal_approx_rate"})
     >>> out = kri_profile(results, names={"kri0001": "Adverse event rate", "kri0008": "Query rate"})
     >>> out.sort("p_value")["description"][0]  # doctest: +ELLIPSIS
-    "Site 1005's KRI profile is unusual (squared distance ... where about 3 is typical, p < 0.001), mostly from adverse event rate (low) and query rate (high)"
+    "Site 1005's KRI profile is unusual (squared distance ... where about 3.0 is typical, p < 0.001), mostly from adverse event rate (low) and query rate (high)"
     """
     caller = "kri_profile"
     check_integer(seed, "seed", caller, low=0)
