@@ -71,5 +71,6 @@ METHODS: tuple[tuple[str, str], ...] = (
      "The study's critical-to-quality risks, each scored impact x likelihood x detectability (1-3 "
      'each, so 1-27): low below 8, medium 8-17, high from 18. The study level is the weighted mean of '
      "the categories' highest scores. A review proposal suggests raising a risk's likelihood when its "
-     'indicators flag at several sites or its QTL is breached.'),
+     'indicators flag at several sites at consecutive cuts or its QTL is breached, and lowering it when '
+     'they have stayed quiet for several cuts (docs/risk.md).'),
 )

@@ -403,7 +403,7 @@ def _risks(report: OversightReport) -> Section:
     high = register.filter(pl.col("level") == "high").height
     figures = Figures((("Overall study risk", risk.study.level, f"weighted score {risk.study.score:.2f} of 27"),
                        ("Risks", f"{register.height}", f"{high} high"),
-                       ("Review proposals", f"{risk.proposals.height}", "likelihood to raise"),
+                       ("Review proposals", f"{risk.proposals.height}", "likelihood to raise or lower"),
                        ("Gaps", f"{risk.gaps.height}", "risks without indicator, indicators without risk")))
     table = Table(("Risk", "Name", "Category", "Score (IxLxD)", "Level", "Indicators at this cut"),
                   (0.9, 3, 1.4, 1.2, 1, 5),
@@ -413,12 +413,14 @@ def _risks(report: OversightReport) -> Section:
                   title="Register")
     proposals = Table(("Risk", "Likelihood", "Score", "Evidence"), (0.9, 1.2, 1.2, 8),
                       _rows(risk.proposals, lambda r: _cells(
-                          r["risk_id"], f"{r['likelihood']} to {r['proposed_likelihood']}",
+                          r["risk_id"], f"{r['direction']}: {r['likelihood']} to {r['proposed_likelihood']}",
                           f"{r['score']} to {r['proposed_score']}", r["evidence"])),
                       title="Review proposals", empty="No proposal at this cut.")
+    gaps = Table(("Gap", "Id", "Name"), (2, 1.2, 6), _rows(risk.gaps, lambda r: _cells(r["gap"], r["id"], r["name"])),
+                 title="Gaps", empty="No gap: every risk has an indicator and every indicator controls a risk.")
     return Section("risks", SECTIONS["risks"], "The study's risk register from the store: each risk's score and "
-                   "level, what its indicators show at this cut, and proposals to re-score.",
-                   (figures, table, proposals))
+                   "level, what its indicators show at this cut, proposals to re-score, and the gaps.",
+                   (figures, table, proposals, gaps))
 
 
 def _methods(report: OversightReport) -> Section:
