@@ -136,6 +136,14 @@ def drill_into_a_site_profile(page: Page) -> None:
     expect(page.get_by_role("heading", name="Site risk heatmap")).to_be_visible(timeout=WAIT_MS)
     page.wait_for_timeout(3000)  # a selection left over from the click would switch pages again by now
     expect(page.get_by_role("heading", name="Site risk heatmap")).to_be_visible()
+    table = page.get_by_test_id("stDataFrame").first
+    table.scroll_into_view_if_needed()
+    box = table.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + 14, box["y"] + 35 + 35 + 17)  # the second row's selection box: rank 2
+    expect(page.get_by_role("heading", name="Site profile")).to_be_visible(timeout=WAIT_MS)
+    expect(page.get_by_test_id("stMetric").filter(has_text="Risk rank").get_by_test_id("stMetricValue")) \
+        .to_have_text(re.compile(r"^2 of \d+$"), timeout=WAIT_MS)
 
     nav.get_by_role("link", name="Data").click()
     expect(page.get_by_role("heading", name="Validation")).to_be_visible(timeout=WAIT_MS)
