@@ -14,6 +14,7 @@ import polars as pl
 from scipy.special import ndtr
 from scipy.stats import chi2
 
+from rbqm.csm._reference import versus_rest
 from rbqm.derive import AnalysisTables
 from rbqm.errors import RbqmError
 from rbqm.stats import bh_expr
@@ -21,7 +22,7 @@ from rbqm.stats._fisher import fisher_two_sided
 
 __all__ = ["CSM_COLUMNS", "DOMAINS", "LABELS", "between_site_sd", "check_analysis", "check_integer",
            "check_variables", "empty_findings", "finish", "label", "measurements", "median_versus_rest",
-           "percent", "scores_versus_rest", "shown", "study_stamp", "two_by_two"]
+           "percent", "reference_medians", "scores_versus_rest", "shown", "study_stamp", "two_by_two"]
 
 #: The columns of the ``csm`` table, in order, with their dtypes.
 CSM_COLUMNS: dict[str, pl.DataType] = {
@@ -167,90 +168,114 @@ def measurements(analysis: AnalysisTables, variables: tuple[str, ...] | None) ->
     return out.filter(pl.col("variable").is_in(variables)) if variables is not None else out
 
 
-def between_site_sd(difference: np.ndarray, variance: np.ndarray, *, min_sites: int = 10) -> float:
+def between_site_sd(difference: np.ndarray, variance: np.ndarray, *, scale: np.ndarray | None = None,
+                    min_sites: int = 10) -> float:
     """Natural variation between sites beyond sampling error: tau, the SD of a site's true departure.
 
     ``difference`` is each site's estimated departure from the rest of the study and ``variance``
-    its sampling variance. tau is the smallest value on a 0.005 grid in [0, 3] at which the median
-    over sites of difference^2 / (variance + tau^2) is at most the median of a chi-square with 1
-    degree of freedom (a median-based Paule-Mandel estimate: a few deviant sites barely move it);
-    0 with fewer than ``min_sites`` sites.
+    its sampling variance; the variation between sites adds tau^2 x ``scale`` (default 1; more when
+    the comparison group is a few sites, whose own departures do not average out). tau is the
+    smallest value on a 0.005 grid in [0, 3] at which the median over sites of difference^2 /
+    (variance + tau^2 scale) is at most the median of a chi-square with 1 degree of freedom (a
+    median-based Paule-Mandel estimate: a few deviant sites barely move it); 0 with fewer than
+    ``min_sites`` sites.
     """
+    scale = np.ones_like(variance) if scale is None else scale
     usable = np.isfinite(difference) & np.isfinite(variance) & (variance > 0)
     if usable.sum() < min_sites:
         return 0.0
-    d2, v = difference[usable] ** 2, variance[usable]
-    criterion = np.median(d2[None, :] / (v[None, :] + _TAU_GRID[:, None] ** 2), axis=1)
+    d2, v, k = difference[usable] ** 2, variance[usable], scale[usable]
+    criterion = np.median(d2[None, :] / (v[None, :] + _TAU_GRID[:, None] ** 2 * k[None, :]), axis=1)
     fits = np.flatnonzero(criterion <= _CHI2_1_MEDIAN)
     return float(_TAU_GRID[fits[0]] if fits.size else _TAU_GRID[-1])
 
 
-def scores_versus_rest(scores: pl.DataFrame, column: str, *, min_units: int) -> pl.DataFrame:
-    """Each site's mean of a per-unit score against the mean over every other site's units, allowing
-    for natural variation between sites.
+def scores_versus_rest(scores: pl.DataFrame, column: str, *, min_units: int,
+                       countries: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Each site's mean of a per-unit score against the mean over its comparison group's units,
+    allowing for natural variation between sites.
 
     ``scores`` has one row per unit (a subject): ``site_id`` and a non-null ``column``, a score on a
-    standard normal scale (e.g. the normal score of a percentile). For each site with at least
-    ``min_units`` units (and as many elsewhere): the difference d = mean - rest mean, its sampling
-    variance v = s^2 (1/n + 1/m) (s^2 the variance of all scores, n the site's units, m the others'),
-    tau = :func:`between_site_sd` over these sites, and z = d / sqrt(v + tau^2). With tau = 0 this is
-    the two-sample z-test of normal scores (van der Waerden); tau keeps sites that merely differ as
-    much as sites naturally do from being flagged in a large study.
+    standard normal scale (e.g. the normal score of a percentile). The comparison group is every
+    other site, or, with ``countries`` (site_id, country), the other sites of the site's country when
+    it has enough of them (:func:`rbqm.csm._reference.versus_rest`: sites cluster by country). For
+    each site with at least ``min_units`` units (and as many in its group): the difference
+    d = mean - group mean, its sampling variance v = s^2 (1/n + 1/m) (s^2 the variance of all
+    scores, n the site's units, m the group's), the natural variation between sites
+    tau = :func:`between_site_sd` over these sites, and z = d / sqrt(v + tau^2 (1 + w)), where
+    w = sum(m_j^2) / m^2 over the group's sites is the share of tau^2 left in the group's mean (about
+    1 / sites). With tau = 0 this is the two-sample z-test of normal scores (van der Waerden); tau
+    keeps sites that merely differ as much as sites naturally do from being flagged in a large study.
 
     Returns
     -------
     polars.DataFrame
-        One row per tested site: site_id, n, rest, mean, rest_mean, tau, z (negative: lower scores at
-        the site), p_lower = Phi(z) and p_greater = Phi(-z).
+        One row per tested site: site_id, n, rest (m), mean, rest_mean, reference (the country, or
+        null for the whole study), tau, z (negative: lower scores at the site), p_lower = Phi(z) and
+        p_greater = Phi(-z).
     """
-    total_n, total = scores.height, scores[column].sum()
-    spread = scores[column].var() if total_n > 1 else 0.0
-    per = (scores.group_by("site_id").agg(n=pl.len().cast(pl.Int64), sum=pl.col(column).sum())
-           .with_columns(rest=total_n - pl.col("n"), mean=pl.col("sum") / pl.col("n"))
-           .with_columns(rest_mean=(total - pl.col("sum")) / pl.col("rest"))
+    spread = scores[column].var() if scores.height > 1 else 0.0
+    per = scores.group_by("site_id").agg(n=pl.len().cast(pl.Int64), sum=pl.col(column).sum(),
+                                         n2=(pl.len() ** 2).cast(pl.Float64))
+    per = (per.join(countries, on="site_id", how="left") if countries is not None
+           else per.with_columns(country=pl.lit(None, pl.String)))
+    per = (versus_rest(per.lazy().with_columns(variable=pl.lit("")), count="n", sums=["sum", "n2"]).collect()
+           .rename({"rest_n": "rest"})
            .filter((pl.col("n") >= min_units) & (pl.col("rest") >= min_units))
+           .with_columns(mean=pl.col("sum") / pl.col("n"), rest_mean=pl.col("rest_sum") / pl.col("rest"))
            .sort("site_id"))
     difference = (per["mean"] - per["rest_mean"]).to_numpy()
     variance = (spread or 0.0) * (1 / per["n"].to_numpy() + 1 / per["rest"].to_numpy())
-    tau = between_site_sd(difference, variance)
-    total_variance = variance + tau**2
+    scale = 1 + (per["rest_n2"] / per["rest"] ** 2).to_numpy()
+    tau = between_site_sd(difference, variance, scale=scale)
+    total_variance = variance + tau**2 * scale
     positive = total_variance > 0
     z = np.where(positive, difference / np.sqrt(np.where(positive, total_variance, 1.0)), 0.0)
-    return per.select("site_id", "n", "rest", "mean", "rest_mean").with_columns(
+    return per.select("site_id", "n", "rest", "mean", "rest_mean", "reference").with_columns(
         tau=pl.lit(tau), z=pl.Series(z), p_lower=pl.Series(ndtr(z)), p_greater=pl.Series(ndtr(-z)))
 
 
-def median_versus_rest(scores: pl.DataFrame, column: str) -> pl.DataFrame:
+def median_versus_rest(scores: pl.DataFrame, column: str, *, group: str | None = None) -> pl.DataFrame:
     """Each site's median of ``column`` and the median of every other site's values, exactly.
 
-    ``scores`` has one row per unit: ``site_id`` and a non-null ``column``. The rest's k-th smallest
-    value is found for all sites at once by bisection over the study's sorted values (a site's own
-    values are skipped by counting them with one ``searchsorted``), so no site's rest is ever built.
+    ``scores`` has one row per unit: ``site_id`` and a non-null ``column``; with ``group`` (a column
+    constant within a site, e.g. its country) the rest is the other sites of the same group. The
+    rest's k-th smallest value is found for all sites at once by bisection over the sorted values of
+    the site's group (its own values are skipped by counting them with one ``searchsorted``), so no
+    site's rest is ever built.
 
     Returns
     -------
     polars.DataFrame
         One row per site: site_id, median and rest_median (null when the rest is empty).
     """
-    ordered = scores.select("site_id", value=pl.col(column).cast(pl.Float64)).sort("value", "site_id")
+    ordered = (scores.select("site_id", value=pl.col(column).cast(pl.Float64),
+                             group=pl.col(group).cast(pl.String).fill_null("") if group else pl.lit(""))
+               .sort("group", "value", "site_id"))
     values = ordered["value"].to_numpy()
     total = len(values)
     site_ids, site = np.unique(ordered["site_id"].to_numpy(), return_inverse=True)
-    # positions of each site's values in the sorted study, grouped by site: keys site * (N + 1) + position
+    # each site's group: the stretch [start, end) of the sorted values
+    stretch = ordered.with_row_index().select(start=pl.col("index").min().over("group"),
+                                              end=pl.col("index").max().over("group") + 1)
+    start, end = np.zeros(len(site_ids), np.int64), np.zeros(len(site_ids), np.int64)
+    start[site], end[site] = stretch["start"].to_numpy(), stretch["end"].to_numpy()
+    # positions of each site's values, grouped by site: keys site * (N + 1) + position
     keys = np.sort(site * (total + 1) + np.arange(total))
     own = np.bincount(site, minlength=len(site_ids))
     first = np.r_[0, np.cumsum(own)[:-1]]
-    rest = total - own
+    rest = end - start - own
     index = np.arange(len(site_ids))
 
     def rest_order_statistic(k: np.ndarray) -> np.ndarray:
         """Position in ``values`` of each site's rest's k-th smallest value (0-based)."""
-        low, high = np.zeros_like(k), np.full_like(k, max(total - 1, 0))
-        while np.any(low < high):  # smallest j with j + 1 - (own values at <= j) > k
+        low, high = start.copy(), np.maximum(end - 1, start)
+        while np.any(low < high):  # smallest j with (j + 1 - start) - (own values at <= j) > k
             mid = (low + high) // 2
             own_upto = np.searchsorted(keys, index * (total + 1) + mid, side="right") - first
-            enough = mid + 1 - own_upto > k
-            high, low = np.where(enough, mid, high), np.where(enough, low, mid + 1)
+            enough = mid + 1 - start - own_upto > k
+            active = low < high  # a site whose rest is empty never has enough: it must stop at high
+            high, low = np.where(active & enough, mid, high), np.where(active & ~enough, mid + 1, low)
         return low
 
     safe = np.maximum(rest, 1)
@@ -260,3 +285,17 @@ def median_versus_rest(scores: pl.DataFrame, column: str) -> pl.DataFrame:
     return (pl.DataFrame({"site_id": site_ids.astype(str), "rest_median": rest_median})
             .join(medians, on="site_id").select("site_id", "median", rest_median=pl.col("rest_median")
                                                 .fill_nan(None)))
+
+
+def reference_medians(scores: pl.DataFrame, column: str, found: pl.DataFrame,
+                      countries: pl.DataFrame) -> pl.DataFrame:
+    """``found`` (from :func:`scores_versus_rest`) with each site's median of ``column`` and that of
+    its comparison group: the other sites of its country where ``reference`` is set, else every
+    other site (:func:`median_versus_rest`)."""
+    study = median_versus_rest(scores, column)
+    in_country = median_versus_rest(scores.join(countries, on="site_id", how="left"), column, group="country")
+    return (found.join(study, on="site_id")
+            .join(in_country.select("site_id", country_median="rest_median"), on="site_id")
+            .with_columns(rest_median=pl.when(pl.col("reference").is_not_null()).then("country_median")
+                          .otherwise("rest_median"))
+            .drop("country_median"))

@@ -147,6 +147,7 @@ def visit_dates(analysis: AnalysisTables, *, min_visits: int = 20, study_id: str
         return empty_findings()
     what = pl.when("calendar").then(pl.lit("a weekend or public holiday")).otherwise(pl.lit("a weekend"))
     caveat = (pl.when("calendar").then(pl.lit(""))
+              .when(pl.col("country") == "").then(pl.lit("; country unknown: no public holiday calendar"))
               .otherwise(pl.format("; no public holiday calendar for country '{}'", pl.col("country"))))
     found = found.with_columns(description=pl.format(
         "Visits at site {} fall on {} in {}% of cases vs {}% elsewhere ({} of {} visits{})",

@@ -25,15 +25,17 @@ def duplicate_records(values: pl.LazyFrame, *, min_values: int = 3) -> pl.LazyFr
     A record is one subject's results of one domain at one visit with at least ``min_values``
     results (fewer coincide by chance too easily); it is duplicated when another record of the same
     site and domain (another subject, or another visit) has exactly the same tests and values.
-    Columns: site_id, variable (the domain, ``VS`` or ``LB``), n, x.
+    Records are compared by the number of results and the sum of the 64-bit hashes of their
+    (test, value) pairs, which does not depend on the order of the results (two different records
+    collide with probability about 2^-64). Columns: site_id, variable (the domain, ``VS`` or ``LB``),
+    n, x.
     """
-    records = (values.with_columns(domain=pl.col("variable").str.split(":").list.first())
+    records = (values.with_columns(domain=pl.col("variable").str.split(":").list.first(),
+                                   pair=pl.struct("variable", "value").hash(seed=0))
                .group_by("site_id", "domain", "USUBJID", "VISITNUM")
-               .agg(results=pl.len(),
-                    key=pl.concat_str("variable", pl.lit("="), pl.col("value").cast(pl.String)).sort()
-                    .str.join("|"))
+               .agg(results=pl.len(), key=pl.col("pair").sum())
                .filter(pl.col("results") >= min_values))
-    return (records.with_columns(copies=pl.len().over("site_id", "domain", "key"))
+    return (records.with_columns(copies=pl.len().over("site_id", "domain", "results", "key"))
             .group_by("site_id", variable=pl.col("domain"))
             .agg(n=pl.len().cast(pl.Int64), x=(pl.col("copies") > 1).sum().cast(pl.Int64)))
 
@@ -44,11 +46,13 @@ def repeated_readings(values: pl.LazyFrame) -> pl.LazyFrame:
 
     Columns: site_id, variable, n, x.
     """
-    previous = pl.col("value").shift(1).over("USUBJID", "variable", order_by="VISITNUM")
+    series = pl.struct("USUBJID", "variable").hash(seed=0)  # one integer key per subject and variable
+    previous = pl.col("value").shift(1).over(series, order_by="VISITNUM")
     return (values.with_columns(previous=previous)
-            .filter(pl.col("previous").is_not_null())
             .group_by("site_id", "variable")
-            .agg(n=pl.len().cast(pl.Int64), x=(pl.col("value") == pl.col("previous")).sum().cast(pl.Int64)))
+            .agg(n=pl.col("previous").is_not_null().sum().cast(pl.Int64),
+                 x=(pl.col("value") == pl.col("previous")).sum().cast(pl.Int64))
+            .filter(pl.col("n") > 0))
 
 
 def versus_rest(counts: pl.DataFrame, *, minimum: int) -> pl.DataFrame:

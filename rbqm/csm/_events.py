@@ -35,8 +35,8 @@ _NODES = 40
 @dataclass(frozen=True)
 class SiteEvents:
     """Per site (in ``site_id`` order): enrolled subjects, observed events, exposure (subject-years, or
-    subjects for a per-subject table) and the events expected from the rest of the study; ``phi``
-    the dispersion of subjects' counts within sites."""
+    subjects when ``timed`` is false: a per-subject table) and the events expected from the rest of
+    the study; ``phi`` the dispersion of subjects' counts within sites."""
 
     site_id: list[str]
     subjects: np.ndarray
@@ -44,6 +44,7 @@ class SiteEvents:
     exposure: np.ndarray
     expected: np.ndarray
     phi: float
+    timed: bool
 
 
 def _per_site_day(site: np.ndarray, day: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -55,7 +56,8 @@ def _per_site_day(site: np.ndarray, day: np.ndarray, shape: tuple[int, int]) -> 
 def site_events(analysis: AnalysisTables, table: str) -> SiteEvents:
     """Observed and expected events of ``table`` per site, standardised for time on study.
 
-    Subjects: enrolled, with ``days_on_study`` > 0 (for a per-subject table each counts as one day).
+    Subjects: enrolled, with ``days_on_study`` > 0 (for a per-subject table, or a table without its
+    date column, each counts as one day).
     An event counts on its study day (from RFSTDTC; undated or before day 1: day 1; after the
     subject's last day: that day). The rest of the study's mean cumulative count of events by study
     day (events on day t over the rest's subjects still on study on day t, summed up to the day)
@@ -65,6 +67,8 @@ def site_events(analysis: AnalysisTables, table: str) -> SiteEvents:
     about the study-wide curve scaled to their site's total, over subjects - sites (at least 1).
     """
     column = EVENT_TABLES[table][1]
+    if column not in analysis[table].collect_schema().names():
+        column = None  # undated events: counted per subject, as for medical history
     on_study = pl.col("enrolled").fill_null(False) & (pl.col("days_on_study") > 0)
     subjects = (analysis["subjects"].filter(on_study)
                 .select("USUBJID", site_id=pl.col("SITEID").cast(pl.String), start=to_date("RFSTDTC"),
@@ -78,7 +82,7 @@ def site_events(analysis: AnalysisTables, table: str) -> SiteEvents:
                       day=pl.min_horizontal(day.clip(lower_bound=1), "days").cast(pl.Int64)))
     subjects, events = pl.collect_all([subjects, events])
     if subjects.height == 0:
-        return SiteEvents([], *(np.zeros(0),) * 4, phi=1.0)
+        return SiteEvents([], *(np.zeros(0),) * 4, phi=1.0, timed=column is not None)
     site, days = subjects["site"].to_numpy(), subjects["days"].to_numpy()
     shape = (int(site.max()) + 1, int(days.max()) + 2)
     # at_risk[i, t]: site i's subjects still on study on day t; happened[i, t]: its events on day t
@@ -99,7 +103,8 @@ def site_events(analysis: AnalysisTables, table: str) -> SiteEvents:
     phi = max(1.0, float(pearson / df)) if df > 0 else 1.0
     exposure = np.bincount(site, weights=days, minlength=shape[0]) / (_DAYS_PER_YEAR if column else 1.0)
     return SiteEvents(subjects["site_id"].unique(maintain_order=True).to_list(),
-                      np.bincount(site, minlength=shape[0]), observed, exposure, expected, phi)
+                      np.bincount(site, minlength=shape[0]), observed, exposure, expected, phi,
+                      timed=column is not None)
 
 
 def _negative_binomial_tails(observed: np.ndarray, mean: np.ndarray,
@@ -183,7 +188,7 @@ def event_counts(analysis: AnalysisTables, *, min_subjects: int = 3, study_id: s
     check_integer(min_subjects, "min_subjects", caller, low=1)
     study_id, cut_date = study_stamp(analysis, study_id, cut_date)
     parts = []
-    for table, (kind, column) in EVENT_TABLES.items():  # the (few) events tables, never the sites
+    for table, (kind, _) in EVENT_TABLES.items():  # the (few) events tables, never the sites
         if table not in analysis:
             continue
         counts = site_events(analysis, table)
@@ -195,8 +200,8 @@ def event_counts(analysis: AnalysisTables, *, min_subjects: int = 3, study_id: s
         exposure = counts.exposure[tested]
         tau = between_site_sd(np.log((observed + 0.5) / (expected + 0.5)), counts.phi / (expected + 0.5))
         lower, upper = count_tails(observed, expected, phi=counts.phi, tau=tau)
-        unit = "subject-year" if column else "subject"
-        basis = "as long on study elsewhere" if column else "elsewhere"
+        unit = "subject-year" if counts.timed else "subject"
+        basis = "as long on study elsewhere" if counts.timed else "elsewhere"
         parts.append(pl.DataFrame({
             "site_id": np.array(counts.site_id)[tested], "variable": table.upper(),
             "statistic": observed / exposure, "expected_rate": expected / exposure,

@@ -11,9 +11,10 @@ from scipy.special import ndtri
 from scipy.stats import chi2
 
 from rbqm.csm._contract import (
-    check_analysis, check_integer, check_variables, empty_findings, finish, measurements,
-    median_versus_rest, scores_versus_rest, study_stamp,
+    DOMAINS, check_analysis, check_integer, check_variables, empty_findings, finish, measurements,
+    reference_medians, scores_versus_rest, study_stamp,
 )
+from rbqm.csm._reference import reference_phrase, site_countries
 from rbqm.derive import AnalysisTables
 
 __all__ = ["mahalanobis", "robust_centre", "subject_distances", "visit_distances"]
@@ -24,7 +25,7 @@ _MIN_SHARE = 0.5
 _MIN_VECTORS_PER_VARIABLE = 10
 _KINDS = {"LB": "lab", "VS": "vital-sign"}
 #: Rows the concentration steps of the robust centre work on (every k-th row of a larger domain).
-_MAX_CONCENTRATION_ROWS = 50_000
+_MAX_CONCENTRATION_ROWS = 20_000
 
 
 def _truncation_factor(share: float, p: int) -> float:
@@ -40,7 +41,7 @@ def robust_centre(x: np.ndarray, *, support: float = 0.75, steps: int = 20) -> t
     Start from the ``support`` share of rows nearest the coordinate-wise median (in MAD units), then
     concentration steps (mean and covariance of the subset, then the subset of rows with the smallest
     squared Mahalanobis distances; each step lowers the covariance determinant) until the subset is
-    stable or ``steps`` are done; with more than 50,000 rows the steps use every k-th row. All rows
+    stable or ``steps`` are done; with more than 20,000 rows the steps use every k-th row. All rows
     within the chi-square 97.5% quantile of the resulting distances then give the final mean and
     covariance (the reweighting step of scikit-learn's MinCovDet). Both covariances are scaled by the
     consistency factor of a truncated normal sample, so distances of uncontaminated normal rows
@@ -88,38 +89,37 @@ def visit_distances(values: pl.LazyFrame) -> pl.DataFrame:
     vector); ``score`` the normal score of D2's mid-rank percentile among the domain's vectors, so
     both domains weigh alike whatever their size and D2's skewness.
     """
-    positive = values.group_by("variable").agg(positive=(pl.col("value") > 0).all())
-    long = (values.join(positive, on="variable")
-            .select("site_id", "USUBJID", "VISITNUM", "variable",
-                    domain=pl.col("variable").str.split(":").list.first(),
-                    y=pl.when("positive").then(pl.col("value").log()).otherwise("value"))
-            .collect())
-    parts = []
-    for (domain,), part in sorted(long.partition_by("domain", as_dict=True).items()):
-        visits = part.select("USUBJID", "VISITNUM").n_unique()
-        measured = part.group_by("variable").agg(
-            share=pl.struct("USUBJID", "VISITNUM").n_unique() / visits, spread=pl.col("y").std())
-        keep = sorted(measured.filter((pl.col("share") >= _MIN_SHARE) & (pl.col("spread") > 0))["variable"])
-        if not keep:
+    domains = sorted(DOMAINS)
+    parts = pl.collect_all([values.filter(pl.col("variable").str.starts_with(f"{domain}:"))
+                            for domain in domains])
+    out = []
+    for domain, part in zip(domains, parts, strict=True):  # the two domains, never the visits
+        if part.height == 0:
             continue
-        wide = (part.filter(pl.col("variable").is_in(keep))
-                .pivot(on="variable", index=["site_id", "USUBJID", "VISITNUM"], values="y",
-                       aggregate_function="first")
-                .drop_nulls().sort("USUBJID", "VISITNUM"))
-        if wide.height < _MIN_VECTORS_PER_VARIABLE * len(keep):
+        wide = part.pivot(on="variable", index=["site_id", "USUBJID", "VISITNUM"], values="value",
+                          aggregate_function="first")
+        names = [c for c in wide.columns if c not in ("site_id", "USUBJID", "VISITNUM")]
+        stats = wide.select(*(pl.struct(share=pl.col(c).is_not_null().mean(), spread=pl.col(c).std(),
+                                        positive=(pl.col(c) > 0).all()).alias(c) for c in names)).row(0)
+        keep = sorted(c for c, stat in zip(names, stats, strict=True)
+                      if stat["share"] >= _MIN_SHARE and (stat["spread"] or 0) > 0)
+        wide = wide.select("site_id", "USUBJID", "VISITNUM", *keep).drop_nulls().sort("USUBJID", "VISITNUM")
+        if not keep or wide.height < _MIN_VECTORS_PER_VARIABLE * len(keep):
             continue
+        positive = np.array([stats[names.index(c)]["positive"] for c in keep])
         x = wide.select(keep).to_numpy()
+        x[:, positive] = np.log(x[:, positive])
         location, precision = robust_centre(x)
         centred = x - location
         d2 = ((centred @ precision) * centred).sum(axis=1)
-        parts.append(wide.select("site_id", "USUBJID").with_columns(
+        out.append(wide.select("site_id", "USUBJID").with_columns(
             domain=pl.lit(domain), distance=pl.Series(d2 / len(keep))).with_columns(
             score=(pl.col("distance").rank("average") - 0.5) / pl.len()))
-    if not parts:
+    if not out:
         return pl.DataFrame(schema={"site_id": pl.String, "USUBJID": pl.String, "domain": pl.String,
                                     "distance": pl.Float64, "score": pl.Float64})
-    out = pl.concat(parts)
-    return out.with_columns(score=pl.Series(ndtri(out["score"].to_numpy())))
+    found = pl.concat(out)
+    return found.with_columns(score=pl.Series(ndtri(found["score"].to_numpy())))
 
 
 def subject_distances(visits: pl.DataFrame, *, min_vectors: int = 2) -> pl.DataFrame:
@@ -198,17 +198,18 @@ def mahalanobis(analysis: AnalysisTables, *, variables: tuple[str, ...] | None =
     if subjects.height == 0:
         return empty_findings()
     domains = sorted(visits["domain"].unique())
-    found = (scores_versus_rest(subjects, "score", min_units=min_subjects)
-             .join(median_versus_rest(subjects, "distance"), on="site_id")
+    countries = site_countries(analysis).collect()
+    found = scores_versus_rest(subjects, "score", min_units=min_subjects, countries=countries)
+    found = (reference_medians(subjects, "distance", found, countries)
              .with_columns(variable=pl.lit("+".join(domains)), statistic=pl.col("z"),
                            p_value=(2 * pl.min_horizontal("p_lower", "p_greater")).clip(upper_bound=1.0),
                            effect=(pl.col("median") / pl.col("rest_median")).log()))
     closer = pl.col("z") < 0
     found = found.with_columns(description=pl.format(
-        "Subjects at site {} have {} results {} the study's centre than elsewhere{}: median squared "
+        "Subjects at site {} have {} results {} the study's centre than {}{}: median squared "
         "distance {} vs {} per variable ({} subjects)",
         pl.col("site_id"), pl.lit(" and ".join(_KINDS[d] for d in domains)),
-        pl.when(closer).then(pl.lit("closer to")).otherwise(pl.lit("further from")),
+        pl.when(closer).then(pl.lit("closer to")).otherwise(pl.lit("further from")), reference_phrase(),
         pl.when(closer).then(pl.lit(", as invented data tend to be")).otherwise(pl.lit("")),
         pl.col("median").round(2), pl.col("rest_median").round(2), pl.col("n")))
     return finish(found, test="mahalanobis", study_id=study_id, cut_date=cut_date)

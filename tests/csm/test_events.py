@@ -148,3 +148,14 @@ def test_detects_ae_under_reporting_and_clean_study_is_not_inflated(injected, cl
     assert ae["p_value"][1] > 0.1
     p = event_counts(clean)["p_value"].to_numpy()
     assert len(p) == 80 and (p < 0.01).mean() <= 0.05 and (p < 0.05).mean() <= 0.1
+
+
+def test_a_table_without_its_date_column_is_counted_per_subject():
+    study = _study()
+    cm = pl.DataFrame({"USUBJID": ["A-1", "A-1", "B-2", "C-1", "D-3"], "CMTRT": "PARACETAMOL"})
+    tables = {"dm": study["subjects"].select("STUDYID", "USUBJID", "SITEID", "COUNTRY", "ARMCD", "RFSTDTC",
+                                             "RFENDTC").collect(), "cm": cm}
+    out = event_counts(derive_tables(tables, as_of=date(2025, 1, 1))).sort("site_id")
+    assert set(out["variable"]) == {"CM"} and out["statistic"].to_list() == [2 / 3, 1 / 3, 1 / 3, 1 / 3]
+    assert out["description"][0] == ("Site A recorded 2 concomitant medications vs 1.0 expected from "
+                                     "subjects elsewhere (0.67 vs 0.33 per subject; 3 subjects)")

@@ -94,15 +94,37 @@ def test_between_site_sd_is_the_median_paule_mandel_estimate():
     assert between_site_sd(np.zeros(20), np.full(20, 0.1)) == 0.0
 
 
+def test_scores_are_compared_within_the_country_when_it_has_enough_sites():
+    rng = np.random.default_rng(2)
+    sites = [f"F{k}" for k in range(6)] + [f"D{k}" for k in range(6)] + ["X0"]
+    shift = np.repeat([1.0 if s[0] == "F" else 0.0 for s in sites], 10)     # French subjects score higher
+    scores = pl.DataFrame({"site_id": np.repeat(sites, 10), "s": rng.normal(0, 1, 130) + shift})
+    country = {"F": "FRA", "D": "DEU"}
+    countries = pl.DataFrame({"site_id": sites, "country": [country.get(s[0]) for s in sites]})
+    within = scores_versus_rest(scores, "s", min_units=5, countries=countries).sort("site_id")
+    whole = scores_versus_rest(scores, "s", min_units=5).sort("site_id")
+    f0 = within.filter(site_id="F0").row(0, named=True)
+    others = scores.filter(pl.col("site_id").is_in(sites[1:6]))["s"]
+    assert f0["reference"] == "FRA" and f0["rest"] == 50 and f0["rest_mean"] == pytest.approx(others.mean())
+    assert within.filter(site_id="X0")["reference"].item() is None           # no country: the whole study
+    assert whole["reference"].is_null().all()
+    f_sites = pl.col("site_id").str.starts_with("F")
+    assert whole.filter(f_sites)["z"].min() > within.filter(f_sites)["z"].max() - 1
+
+
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from("ABCD"), st.integers(-5, 5)), min_size=2, max_size=40))
-def test_rest_median_equals_numpy(pairs):
-    frame = pl.DataFrame({"site_id": [s for s, _ in pairs], "x": [float(x) for _, x in pairs]})
-    out = median_versus_rest(frame, "x")
+@given(st.lists(st.tuples(st.sampled_from("ABCDE"), st.integers(-5, 5)), min_size=2, max_size=40),
+       st.booleans())
+def test_rest_median_equals_numpy(pairs, grouped):
+    group = {"A": "X", "B": "X", "C": "Y", "D": "Y", "E": None}
+    frame = pl.DataFrame({"site_id": [s for s, _ in pairs], "x": [float(x) for _, x in pairs],
+                          "g": [group[s] for s, _ in pairs]})
+    out = median_versus_rest(frame, "x", group="g" if grouped else None)
     site, x = frame["site_id"].to_numpy(), frame["x"].to_numpy()
     for row in out.iter_rows(named=True):
         assert row["median"] == np.median(x[site == row["site_id"]])
-        rest = x[site != row["site_id"]]
+        same = np.array([group[s] == group[row["site_id"]] for s in site]) if grouped else True
+        rest = x[(site != row["site_id"]) & same]
         assert row["rest_median"] == (np.median(rest) if rest.size else None)
 
 
@@ -142,11 +164,13 @@ def test_crowded_site_is_an_inlier_and_scattered_site_an_outlier():
     assert low["site_id"] == "C" and low["statistic"] < -3 and low["p_value"] < 0.01 and low["effect"] < 0
     assert high["site_id"] == "F" and high["statistic"] > 3 and high["p_value"] < 0.01 and high["effect"] > 0
     assert set(out["variable"]) == {"VS"}
+    # every site is in France, which has enough sites to be the comparison group
     assert low["description"].startswith("Subjects at site C have vital-sign results closer to the study's "
-                                         "centre than elsewhere, as invented data tend to be: median squared "
-                                         "distance ")
+                                         "centre than at other sites in FRA, as invented data tend to be: "
+                                         "median squared distance ")
     assert high["description"].startswith("Subjects at site F have vital-sign results further from the "
-                                          "study's centre than elsewhere: median squared distance ")
+                                          "study's centre than at other sites in FRA: median squared "
+                                          "distance ")
     assert high["description"].endswith("per variable (15 subjects)")
 
 
@@ -167,7 +191,7 @@ def test_detects_fabricated_subjects_as_inliers(fabricated):
     out = mahalanobis(fabricated).sort("p_value")
     top = out.row(0, named=True)
     assert top["site_id"] == "1002" and top["statistic"] < 0 and top["effect"] < 0
-    assert top["p_value"] < 1e-4 and top["q_value"] < 1e-3
+    assert top["p_value"] < 1e-3 and top["q_value"] < 0.01          # against the other sites in USA
     assert out["q_value"][1] > 0.05                                     # no other site follows
 
 
