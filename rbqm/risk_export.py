@@ -47,8 +47,9 @@ def export_tables(report: RiskReport, decisions: pl.DataFrame | None = None) -> 
     >>> from rbqm.risk import assess_risks, load_risk_register
     >>> empty = Analysis("S", [date(2025, 1, 1)], pl.DataFrame(), pl.DataFrame(), pl.DataFrame(),
     ...     pl.DataFrame(), pl.DataFrame(schema=CSM_COLUMNS))
-    >>> {k: v.height for k, v in export_tables(assess_risks(load_risk_register(), empty)).items()}
-    {'study': 10, 'register': 10, 'gaps': 5, 'proposals': 0}
+    >>> tables = export_tables(assess_risks(load_risk_register(), empty))
+    >>> list(tables), tables["study"].row(0)[:2], tables["register"].height, tables["proposals"].height
+    (['study', 'register', 'gaps', 'proposals'], ('(study)', 'Overall study risk'), 10, 0)
     """
     proposals = report.proposals
     if decisions is not None:
