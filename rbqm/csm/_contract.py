@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 from scipy.special import ndtr
-from scipy.stats import chi2
+from scipy.stats import chi2, hypergeom
 
 from rbqm.csm._reference import versus_rest
 from rbqm.derive import AnalysisTables
@@ -21,7 +21,7 @@ from rbqm.stats import bh_expr
 from rbqm.stats._fisher import fisher_two_sided
 
 __all__ = ["CSM_COLUMNS", "DOMAINS", "LABELS", "between_site_sd", "check_analysis", "check_integer",
-           "check_variables", "empty_findings", "finish", "label", "measurements", "median_versus_rest",
+           "check_variables", "empty_findings", "excess_versus_rest", "finish", "label", "measurements", "median_versus_rest",
            "percent", "reference_medians", "scores_versus_rest", "shown", "study_stamp", "two_by_two"]
 
 #: The columns of the ``csm`` table, in order, with their dtypes.
@@ -299,3 +299,23 @@ def reference_medians(scores: pl.DataFrame, column: str, found: pl.DataFrame,
             .with_columns(rest_median=pl.when(pl.col("reference").is_not_null()).then("country_median")
                           .otherwise("rest_median"))
             .drop("country_median"))
+
+
+def excess_versus_rest(counts: pl.DataFrame, *, minimum: int) -> pl.DataFrame:
+    """One-sided Fisher exact test of an excess of marked records at each site.
+
+    ``counts`` has one row per (variable, site): ``x`` marked records of ``n``. Adds the rest of the
+    study's ``rest_n`` and ``rest_x`` (per variable), ``p_value`` = P(X >= x) for X hypergeometric
+    (``scipy.stats.fisher_exact`` with ``alternative="greater"``), ``share``, ``rest_share``,
+    ``effect`` = share - rest_share and ``statistic`` = x; keeps the rows whose site and rest both
+    have at least ``minimum`` records.
+    """
+    counts = counts.with_columns(rest_n=pl.col("n").sum().over("variable") - pl.col("n"),
+                                 rest_x=pl.col("x").sum().over("variable") - pl.col("x")).filter(
+        (pl.col("n") >= minimum) & (pl.col("rest_n") >= minimum))
+    x, n = counts["x"].to_numpy(), counts["n"].to_numpy()
+    total_x, total_n = x + counts["rest_x"].to_numpy(), n + counts["rest_n"].to_numpy()
+    return counts.with_columns(
+        p_value=pl.Series(hypergeom.sf(x - 1, total_n, total_x, n), dtype=pl.Float64),
+        share=pl.col("x") / pl.col("n"), rest_share=pl.col("rest_x") / pl.col("rest_n"),
+    ).with_columns(effect=pl.col("share") - pl.col("rest_share"), statistic=pl.col("x").cast(pl.Float64))

@@ -10,11 +10,10 @@ import holidays
 import polars as pl
 from holidays import registry
 from scipy.special import ndtri
-from scipy.stats import hypergeom
 
 from rbqm.csm._contract import (
-    check_analysis, check_integer, empty_findings, finish, median_versus_rest, scores_versus_rest,
-    study_stamp,
+    check_analysis, check_integer, empty_findings, excess_versus_rest, finish, median_versus_rest,
+    scores_versus_rest, study_stamp,
 )
 from rbqm.csm._variability import _strata
 from rbqm.derive import AnalysisTables, to_date
@@ -59,19 +58,6 @@ def holiday_calendar(countries: list[str], years: range) -> tuple[pl.DataFrame, 
     return (pl.DataFrame(dates, schema={"COUNTRY": pl.String, "date": pl.Date}, orient="row").unique(),
             pl.DataFrame(weekends, schema={"COUNTRY": pl.String, "weekend": pl.List(pl.Int8),
                                            "calendar": pl.Boolean}, orient="row"))
-
-
-def _fisher_greater(found: pl.DataFrame) -> pl.DataFrame:
-    """Add ``rest_n``, ``rest_x`` (per variable), the one-sided Fisher p-value of an excess of ``x``
-    in ``n`` at the site (hypergeometric upper tail) and ``effect`` = share at the site - elsewhere."""
-    found = found.with_columns(rest_n=pl.col("n").sum().over("variable") - pl.col("n"),
-                               rest_x=pl.col("x").sum().over("variable") - pl.col("x"))
-    x, n = found["x"].to_numpy(), found["n"].to_numpy()
-    return found.with_columns(
-        p_value=pl.Series(hypergeom.sf(x - 1, n + found["rest_n"].to_numpy(), x + found["rest_x"].to_numpy(),
-                                       n), dtype=pl.Float64),
-        share=pl.col("x") / pl.col("n"), rest_share=pl.col("rest_x") / pl.col("rest_n"),
-    ).with_columns(effect=pl.col("share") - pl.col("rest_share"), statistic=pl.col("x").cast(pl.Float64))
 
 
 def visit_dates(analysis: AnalysisTables, *, min_visits: int = 20, study_id: str | None = None,
@@ -142,7 +128,7 @@ def visit_dates(analysis: AnalysisTables, *, min_visits: int = 20, study_id: str
              .agg(n=pl.len().cast(pl.Int64), x=pl.col("off").sum().cast(pl.Int64),
                   country=pl.col("COUNTRY").first(), calendar=pl.col("calendar").all())
              .with_columns(variable=pl.lit("SV:SVSTDTC")))
-    found = _fisher_greater(found).filter((pl.col("n") >= min_visits) & (pl.col("rest_n") >= min_visits))
+    found = excess_versus_rest(found, minimum=min_visits)
     if found.height == 0:
         return empty_findings()
     what = pl.when("calendar").then(pl.lit("a weekend or public holiday")).otherwise(pl.lit("a weekend"))
@@ -396,8 +382,7 @@ def date_order(analysis: AnalysisTables, *, min_records: int = 5, study_id: str 
         .group_by("site_id").agg(n=pl.len().cast(pl.Int64), x=pl.col("bad").sum().cast(pl.Int64))
         .with_columns(variable=pl.lit(name))
         for name, (_, _, _, check) in checks.items()])
-    found = _fisher_greater(pl.concat(counted)).filter(
-        (pl.col("n") >= min_records) & (pl.col("rest_n") >= min_records))
+    found = excess_versus_rest(pl.concat(counted), minimum=min_records)
     if found.height == 0:
         return empty_findings()
     names = list(checks)

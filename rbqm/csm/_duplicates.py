@@ -6,15 +6,14 @@ from __future__ import annotations
 from datetime import date
 
 import polars as pl
-from scipy.stats import hypergeom
 
 from rbqm.csm._contract import (
-    check_analysis, check_integer, check_variables, empty_findings, finish, label, measurements, percent,
-    study_stamp,
+    check_analysis, check_integer, check_variables, empty_findings, excess_versus_rest, finish, label,
+    measurements, percent, study_stamp,
 )
 from rbqm.derive import AnalysisTables
 
-__all__ = ["duplicate_records", "duplicates", "repeated_readings", "versus_rest"]
+__all__ = ["duplicate_records", "duplicates", "repeated_readings"]
 
 _KINDS = {"LB": "lab", "VS": "vital-sign"}
 
@@ -55,22 +54,6 @@ def repeated_readings(values: pl.LazyFrame) -> pl.LazyFrame:
             .filter(pl.col("n") > 0))
 
 
-def versus_rest(counts: pl.DataFrame, *, minimum: int) -> pl.DataFrame:
-    """Add the rest of the study's ``rest_n`` and ``rest_x`` (per variable), the one-sided Fisher
-    p-value of an excess at the site (the hypergeometric upper tail P(X >= x): ``fisher_exact`` with
-    ``alternative="greater"``) and ``effect`` = share at the site - share elsewhere; keep the rows
-    whose site and rest both have at least ``minimum`` of ``n``."""
-    counts = counts.with_columns(rest_n=pl.col("n").sum().over("variable") - pl.col("n"),
-                                 rest_x=pl.col("x").sum().over("variable") - pl.col("x")).filter(
-        (pl.col("n") >= minimum) & (pl.col("rest_n") >= minimum))
-    x, n = counts["x"].to_numpy(), counts["n"].to_numpy()
-    total_x, total_n = x + counts["rest_x"].to_numpy(), n + counts["rest_n"].to_numpy()
-    return counts.with_columns(
-        p_value=pl.Series(hypergeom.sf(x - 1, total_n, total_x, n), dtype=pl.Float64),
-        share=pl.col("x") / pl.col("n"), rest_share=pl.col("rest_x") / pl.col("rest_n"),
-    ).with_columns(effect=pl.col("share") - pl.col("rest_share"), statistic=pl.col("x").cast(pl.Float64))
-
-
 def _shown(share: pl.Expr) -> pl.Expr:
     """A share as a percentage with one decimal (duplicates are rare: 0.3% is not 0%)."""
     return (100 * share).round(1)
@@ -90,7 +73,7 @@ def duplicates(analysis: AnalysisTables, *, variables: tuple[str, ...] | None = 
       variable's precision and spread, so each variable is tested on its own against its rate elsewhere.
 
     Each count is compared with the rest of the study's by the one-sided Fisher exact test (excess at
-    the site; :func:`versus_rest`).
+    the site; :func:`rbqm.csm._contract.excess_versus_rest`).
 
     Parameters
     ----------
@@ -139,8 +122,8 @@ def duplicates(analysis: AnalysisTables, *, variables: tuple[str, ...] | None = 
         return empty_findings()
     records, repeats = pl.collect_all([duplicate_records(values, min_values=min_values),
                                        repeated_readings(values)])
-    records = versus_rest(records, minimum=min_records)
-    repeats = versus_rest(repeats, minimum=min_records)
+    records = excess_versus_rest(records, minimum=min_records)
+    repeats = excess_versus_rest(repeats, minimum=min_records)
     if records.height + repeats.height == 0:
         return empty_findings()
     kind = pl.col("variable").replace_strict(_KINDS, default=pl.col("variable"), return_dtype=pl.String)
