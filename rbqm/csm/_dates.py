@@ -195,8 +195,9 @@ def visit_regularity(analysis: AnalysisTables, *, min_visits: int = 4, min_subje
 
     Each subject's regularity is the SD of its scheduled visits' deviations from the usual study day
     of each visit (:func:`subject_regularity`: standardised per visit number and ranked among
-    subjects with as many visits). A site's subjects are compared with every other site's by the
-    Mann-Whitney test, in both directions.
+    subjects with as many visits). A site's mean subject score is compared with every other site's,
+    in both directions, allowing for natural variation between sites
+    (:func:`rbqm.csm._contract.scores_versus_rest`).
 
     Parameters
     ----------
@@ -214,7 +215,7 @@ def visit_regularity(analysis: AnalysisTables, *, min_visits: int = 4, min_subje
     -------
     polars.DataFrame
         The ``csm`` columns, one row per tested site, test ``visit_regularity``, variable
-        ``SV:SVSTDTC``: ``statistic`` the Mann-Whitney z (negative: more regular than elsewhere),
+        ``SV:SVSTDTC``: ``statistic`` the z of the site's mean score (negative: more regular),
         ``p_value`` two-sided, ``q_value`` BH across sites, ``effect`` log(site median / rest median)
         of the subjects' SDs in days (medians floored at 0.1 day). Row-free without ``sv``.
 

@@ -144,8 +144,10 @@ def mahalanobis(analysis: AnalysisTables, *, variables: tuple[str, ...] | None =
     subject's score is the mean normal score of its visits' distances (:func:`subject_distances`).
     Vectors of visits rather than of subject means: a subject's mean barely moves when invented
     values keep a real subject's levels but damp its visit-to-visit excursions, which the visit
-    vectors show. A site's subject scores are compared with every other site's by the Mann-Whitney
-    test (:func:`rbqm.csm._contract.rank_sum_versus_rest`), in both directions.
+    vectors show. A site's mean subject score is compared, in both directions, with that of the other
+    sites of its country when it has enough of them (populations differ by country), else of every
+    other site, allowing for natural variation between sites
+    (:func:`rbqm.csm._contract.scores_versus_rest`).
 
     Parameters
     ----------
@@ -154,7 +156,7 @@ def mahalanobis(analysis: AnalysisTables, *, variables: tuple[str, ...] | None =
     variables : sequence of str, optional
         Names ``DOMAIN:CODE``; default every vs and lb variable.
     min_subjects : int, default 5
-        Scored subjects a site (and the rest of the study) needs to be tested.
+        Scored subjects a site (and its comparison group) needs to be tested.
     min_vectors : int, default 2
         Complete visit vectors a subject needs to be scored.
     study_id, cut_date
@@ -164,7 +166,7 @@ def mahalanobis(analysis: AnalysisTables, *, variables: tuple[str, ...] | None =
     -------
     polars.DataFrame
         The ``csm`` columns, one row per tested site, test ``mahalanobis``, variable ``LB+VS`` (or
-        the one domain used): ``statistic`` the Mann-Whitney z of the site's subject scores
+        the one domain used): ``statistic`` the z of the site's mean subject score
         (negative: inliers), ``p_value`` two-sided, 2 min(p_lower, p_greater) capped at 1,
         ``q_value`` BH across sites, ``effect`` log(site median / rest median) of the subjects' mean
         D2 / p. Row-free without ``vs`` and ``lb``.
