@@ -152,8 +152,12 @@ def study_id_of(study_dir: Path) -> str:
     return ids[0] if len(ids) else folder.name
 
 
-def write_analysis(analysis: Analysis, out_dir: Path) -> list[Path]:
-    """Write results, bounds and site_risk as Parquet and CSV into ``out_dir`` (replaced as a whole)."""
+def write_analysis(analysis: Analysis, out_dir: Path, *, extra: Mapping[str, pl.DataFrame] | None = None) -> list[Path]:
+    """Write ``OUTPUT_TABLES`` of ``analysis``, and the ``extra`` tables by name (e.g. ``signals`` and
+    ``actions``, which ``rbqm analyze`` derives from it), as Parquet and CSV into ``out_dir``.
+
+    ``out_dir`` is replaced as a whole, only once every table is written (a failure leaves it as it was).
+    """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise RbqmError(f"{out_dir}: exists and is not a folder")
@@ -162,8 +166,8 @@ def write_analysis(analysis: Analysis, out_dir: Path) -> list[Path]:
     staging.mkdir(parents=True)
     written = []
     try:
-        for name in OUTPUT_TABLES:
-            frame: pl.DataFrame = getattr(analysis, name)
+        frames = {name: getattr(analysis, name) for name in OUTPUT_TABLES} | dict(extra or {})
+        for name, frame in frames.items():
             frame.write_parquet(staging / f"{name}.parquet")
             frame.write_csv(staging / f"{name}.csv")
             written += [out_dir / f"{name}.parquet", out_dir / f"{name}.csv"]

@@ -11,9 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 import rbqm.cli  # noqa: F401  (registers the commands)
+from rbqm.actions import ACTION_COLUMNS
 from rbqm.analysis import OUTPUT_TABLES, PERMUTATIONS, analyze_study
 from rbqm.cli._app import app
 from rbqm.kri.compute import RESULT_COLUMNS
+from rbqm.signals import SIGNAL_COLUMNS
 
 runner = CliRunner()
 
@@ -39,6 +41,21 @@ def test_analyze_writes_every_table_in_both_formats(analysed):
     risk = pl.read_parquet(out / "site_risk.parquet")
     assert {"site_id", "country", "risk_score", "rank", "red", "amber", "cut_date"} <= set(risk.columns)
     assert risk["risk_score"].drop_nulls().is_between(0, 100).all()
+
+
+def test_analyze_writes_the_signals_and_their_suggested_actions(analysed, study_dir):
+    out, result = analysed
+    assert result.exit_code == 0, result.output
+    signals = pl.read_parquet(out / "signals.parquet")
+    actions = pl.read_parquet(out / "actions.parquet")
+    assert list(signals.columns) == list(SIGNAL_COLUMNS) and list(actions.columns) == list(ACTION_COLUMNS)
+    assert signals["cut_date"].n_unique() == 3
+    latest = signals.filter(pl.col("cut_date") == signals["cut_date"].max(), pl.col("state") != "resolved")
+    # every action answers an open signal of the latest cut, and every red open signal has an action
+    assert set(actions["signal_id"]) <= set(latest["signal_id"])
+    assert set(latest.filter(pl.col("severity") == "red")["signal_id"]) <= set(actions["signal_id"])
+    assert pl.read_csv(out / "actions.csv").height == actions.height
+    assert "open signals" in result.output
 
 
 def test_cli_output_equals_the_engine(analysed, study_dir):
@@ -72,9 +89,8 @@ def test_bad_input_exits_2_without_traceback(args, message, study_dir, tmp_path)
 def test_analyze_uses_the_study_limits_from_the_store(study_dir, tmp_path):
     """A limit set with rbqm qtl set-limit changes the qtl output of rbqm analyze --db."""
     from rbqm.analysis import study_id_of
-    from rbqm.store import open_store
+    from rbqm.store import open_store, users
     from rbqm.store import qtl as store_qtl
-    from rbqm.store import users
 
     db = f"sqlite:///{tmp_path / 'rbqm.db'}"
     store = open_store(db)

@@ -1,5 +1,6 @@
 """``rbqm analyze STUDY_DIR --out OUT_DIR``: KRIs per site and country, funnel bounds and site risk
-(with the data inconsistency score), QTLs and central statistical monitoring."""
+(with the data inconsistency score), QTLs, central statistical monitoring, and the signals and
+suggested actions derived from them."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ if TYPE_CHECKING:
 @app.command("analyze")
 def analyze_command(
     study_dir: Annotated[Path, typer.Argument(help="A study folder; its data cuts (cuts/YYYY-MM-DD) are analysed too.")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for results, bounds and site_risk (Parquet and CSV).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for results, bounds, site_risk, qtl, csm, signals and "
+                                                    "actions (Parquet and CSV).")],
     as_of: Annotated[str | None, typer.Option(help="Analyse the study folder at this date only (ISO 8601).")] = None,
     kri_dir: Annotated[Path | None, typer.Option(help="A folder of KRI and QTL definitions instead of the shipped library.")] = None,
     csm: Annotated[bool, typer.Option("--csm/--no-csm", help="Run central statistical monitoring too.")] = True,
@@ -30,8 +32,10 @@ def analyze_command(
                                            help="Use the study's QTL limits from this store (rbqm qtl set-limit).")] = None,
 ) -> None:
     """KRIs per site and country, QTLs and central statistical monitoring, at every data cut."""
+    from rbqm.actions import suggest_actions
     from rbqm.analysis import analyze_study, study_id_of, write_analysis
     from rbqm.errors import RbqmError
+    from rbqm.signals import derive_signals
 
     with user_errors():
         try:
@@ -49,7 +53,9 @@ def analyze_command(
             raise RbqmError(f"--permutations must be 0 or more (0: no data inconsistency score), got {permutations}")
         analysis = analyze_study(study_dir, as_of=cut, kri_dir=kri_dir, csm=csm, qtl_limits=limits,
                                  permutations=permutations)
-        write_analysis(analysis, out)
+        signals = derive_signals(analysis, kri_dir=kri_dir)
+        actions = suggest_actions(analysis, signals, study_dir=study_dir, kri_dir=kri_dir)
+        write_analysis(analysis, out, extra={"signals": signals, "actions": actions})
     latest = analysis.results.filter(analysis.results["cut_date"] == analysis.cut_dates[-1])
     site = latest.filter(latest["level"] == "site")
     typer.echo(f"Analysed {analysis.study_id} at {len(analysis.cut_dates)} data cut(s), "
@@ -62,6 +68,9 @@ def analyze_command(
         ("not computable", int(site["note"].str.starts_with("not computable").sum())),
         ("QTLs breached", int((analysis.qtl.filter(analysis.qtl["cut_date"] == analysis.cut_dates[-1])["status"]
                                == "tolerance limit breached").sum())),
+        ("open signals", signals.filter((signals["cut_date"] == analysis.cut_dates[-1])
+                                         & (signals["state"] != "resolved")).height),
+        ("suggested actions", actions.height),
         ("CSM findings q < 0.05", int((analysis.csm.filter(analysis.csm["cut_date"] == analysis.cut_dates[-1])
                                        ["q_value"] < 0.05).sum())),
         ("most inconsistent site", _most_inconsistent(analysis.site_risk, analysis.cut_dates[-1])),
