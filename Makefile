@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.synth
 	$(BIN)/python -m bench.kri
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.dashboard
 
 # Detection benchmark: every anomaly type at 3 magnitudes, 50 replicate studies each, on 2 workers;
 # writes docs/detection.md and bench/results/detect*. DETECT_ARGS="--replicates 10" for a quick run.
