@@ -13,14 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
 from rbqm.derive import as_of_date, derive_tables
 from rbqm.errors import RbqmError, StudyFormatError
 from rbqm.io import find_tables, scan_study
-from rbqm.csm import CSM_COLUMNS, data_inconsistency, kri_profile, run_csm
+from rbqm.csm import CSM_COLUMNS, auto_permutations, data_inconsistency, kri_profile, run_csm
 from rbqm.kri import KriResults, add_trend, compute_kris, load_definitions
 from rbqm.qtl import compute_qtls, load_qtl_definitions
 from rbqm.study import list_cuts
@@ -29,9 +29,11 @@ __all__ = ["Analysis", "CutAnalysis", "analyze_study", "analyze_cut", "study_id_
            "PERMUTATIONS"]
 
 OUTPUT_TABLES = ("results", "bounds", "site_risk", "qtl", "csm")
-#: Site-label permutations behind the data inconsistency score in ``rbqm analyze``. The Python
-#: functions default to 0 (no score): each permutation reruns the whole CSM battery.
-PERMUTATIONS = 20
+#: Site-label permutations behind the data inconsistency score in ``rbqm analyze``: "auto" is
+#: ``rbqm.csm.auto_permutations`` of the number of sites (20 for up to 100 sites, 2 for 1,000). The
+#: Python functions default to 0 (no score): each permutation reruns the whole CSM battery.
+PERMUTATIONS = "auto"
+Permutations = int | Literal["auto"]
 _DIS_SCHEMA = {"site_id": pl.String, "dis": pl.Float64, "dis_rank": pl.Int64}
 
 
@@ -61,9 +63,11 @@ class CutAnalysis:
 
 
 def _check_permutations(permutations: Any) -> None:
+    if permutations == "auto":
+        return
     if isinstance(permutations, bool) or not isinstance(permutations, int) or permutations < 0:
-        raise RbqmError(f"permutations must be a whole number >= 0 (0: no data inconsistency score), "
-                        f"got {permutations!r}")
+        raise RbqmError(f"permutations must be a whole number >= 0 (0: no data inconsistency score) or "
+                        f"'auto', got {permutations!r}")
 
 
 def _with_dis(site_risk: pl.DataFrame, dis: pl.DataFrame | None) -> pl.DataFrame:
@@ -74,14 +78,15 @@ def _with_dis(site_risk: pl.DataFrame, dis: pl.DataFrame | None) -> pl.DataFrame
 
 def analyze_cut(folder: Path, *, as_of: date | None = None, kri_dir: Path | None = None,
                 csm: bool = True, qtl_limits: Mapping[str, Mapping[str, Any]] | None = None,
-                permutations: int = 0) -> CutAnalysis:
+                permutations: Permutations = 0) -> CutAnalysis:
     """KRIs, QTLs and (unless ``csm`` is false) central monitoring of one study folder at ``as_of``
     (default: the latest date in its data). ``kri_dir`` replaces the shipped library (kri*.yaml and
     qtl*.yaml); ``qtl_limits`` are the study's own QTL limits (``rbqm.store.qtl.stored_limits``).
 
     With ``csm``, the ``csm`` table also holds the ``kri_profile`` rows, and ``site_risk`` gets each
     site's data inconsistency score ``dis`` and ``dis_rank`` from ``permutations`` site-label
-    permutations (0, the default: no score; the columns are then null, as they are without ``csm``)."""
+    permutations (0, the default: no score; the columns are then null, as they are without ``csm``;
+    "auto": ``rbqm.csm.auto_permutations`` of the number of sites with findings)."""
     _check_permutations(permutations)
     tables = scan_study(folder)
     cut = as_of or as_of_date(tables)
@@ -97,6 +102,8 @@ def analyze_cut(folder: Path, *, as_of: date | None = None, kri_dir: Path | None
     findings, dis = pl.DataFrame(schema=CSM_COLUMNS), None
     if csm:
         findings = run_csm(analysis, study_id=study_id, cut_date=cut)
+        if permutations == "auto":
+            permutations = auto_permutations(findings["site_id"].n_unique())
         if permutations > 0:
             dis = data_inconsistency(analysis, findings, permutations=permutations, study_id=study_id,
                                      cut_date=cut)
@@ -114,7 +121,7 @@ def analyze_cut(folder: Path, *, as_of: date | None = None, kri_dir: Path | None
 
 def analyze_study(study_dir: Path, *, as_of: date | None = None, kri_dir: Path | None = None,
                   csm: bool = True, qtl_limits: Mapping[str, Mapping[str, Any]] | None = None,
-                  permutations: int = 0, dis_every_cut: bool = False) -> Analysis:
+                  permutations: Permutations = 0, dis_every_cut: bool = False) -> Analysis:
     """KRIs of a study: of every data cut under ``cuts/`` (oldest first) when the study has
     cuts and no ``as_of`` is given, else of the study folder itself; with trends across cuts.
 
@@ -128,7 +135,7 @@ def analyze_study(study_dir: Path, *, as_of: date | None = None, kri_dir: Path |
         folders = [(study_dir, as_of)]
     last = len(folders) - 1
     runs = [analyze_cut(folder, as_of=when, kri_dir=kri_dir, csm=csm, qtl_limits=qtl_limits,
-                        permutations=permutations if dis_every_cut or i == last else 0)
+                        permutations=permutations if dis_every_cut or i == last else 0)  # type: ignore[arg-type]
             for i, (folder, when) in enumerate(folders)]
     stamp = lambda frame, cut: frame.with_columns(cut_date=pl.lit(cut))  # noqa: E731
     bounds = [stamp(r.kri.bounds, r.cut_date) for r in runs if r.kri.bounds.height]

@@ -75,7 +75,7 @@ def test_reruns_on_the_same_cut_are_identical(study_dir):
     (["analyze", "{missing}", "--out", "{out}"], "not a study folder"),
     (["analyze", "{study}", "--out", "{out}", "--as-of", "yesterday"], "--as-of must be an ISO 8601 date"),
     (["analyze", "{study}", "--out", "{out}", "--kri-dir", "{missing}"], "no such KRI folder"),
-    (["analyze", "{study}", "--out", "{out}", "--permutations", "-1"], "--permutations must be 0 or more"),
+    (["analyze", "{study}", "--out", "{out}", "--permutations", "-1"], "--permutations must be 'auto' or a whole number"),
 ])
 def test_bad_input_exits_2_without_traceback(args, message, study_dir, tmp_path):
     filled = [a.format(missing=tmp_path / "nope", out=tmp_path / "out", study=study_dir) for a in args]
@@ -141,4 +141,4 @@ def test_no_csm_or_no_permutations_leave_dis_null(study_dir):
 
 def test_the_command_asks_for_the_documented_permutations():
     from rbqm.cli.analyze import analyze_command
-    assert inspect.signature(analyze_command).parameters["permutations"].default == PERMUTATIONS == 20
+    assert inspect.signature(analyze_command).parameters["permutations"].default == PERMUTATIONS == "auto"

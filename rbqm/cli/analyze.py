@@ -12,6 +12,8 @@ import typer
 
 from rbqm.cli._app import app, echo_table, user_errors
 
+from rbqm.analysis import PERMUTATIONS
+
 if TYPE_CHECKING:
     import polars as pl
 
@@ -24,10 +26,11 @@ def analyze_command(
     as_of: Annotated[str | None, typer.Option(help="Analyse the study folder at this date only (ISO 8601).")] = None,
     kri_dir: Annotated[Path | None, typer.Option(help="A folder of KRI and QTL definitions instead of the shipped library.")] = None,
     csm: Annotated[bool, typer.Option("--csm/--no-csm", help="Run central statistical monitoring too.")] = True,
-    permutations: Annotated[int, typer.Option(
+    permutations: Annotated[str, typer.Option(
         "--permutations", metavar="B",
         help="Site-label permutations behind the data inconsistency score (dis in site_risk, latest cut); "
-             "each reruns the CSM battery. 0: no score.")] = 20,
+             "each reruns the CSM battery. auto: 20 for up to 100 sites, fewer above (2 from 1,000 sites); "
+             "0: no score.")] = PERMUTATIONS,
     db: Annotated[str | None, typer.Option("--db", metavar="URL",
                                            help="Use the study's QTL limits from this store (rbqm qtl set-limit).")] = None,
 ) -> None:
@@ -49,10 +52,11 @@ def analyze_command(
 
             with open_cli_store(db) as store:
                 limits = stored_limits(store, study_id_of(study_dir)) or None
-        if permutations < 0:
-            raise RbqmError(f"--permutations must be 0 or more (0: no data inconsistency score), got {permutations}")
+        if permutations != "auto" and not (permutations.isdigit() and permutations.isascii()):
+            raise RbqmError(f"--permutations must be 'auto' or a whole number, 0 or more (0: no data inconsistency "
+                            f"score), got {permutations}")
         analysis = analyze_study(study_dir, as_of=cut, kri_dir=kri_dir, csm=csm, qtl_limits=limits,
-                                 permutations=permutations)
+                                 permutations=permutations if permutations == "auto" else int(permutations))
         signals = derive_signals(analysis, kri_dir=kri_dir)
         actions = suggest_actions(analysis, signals, study_dir=study_dir, kri_dir=kri_dir)
         write_analysis(analysis, out, extra={"signals": signals, "actions": actions})

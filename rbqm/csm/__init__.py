@@ -26,7 +26,7 @@ import polars as pl
 
 from rbqm.csm._contract import CSM_COLUMNS, check_analysis, check_integer
 from rbqm.csm._digits import digit_preference
-from rbqm.csm._inconsistency import data_inconsistency
+from rbqm.csm._inconsistency import auto_permutations, data_inconsistency
 from rbqm.csm._permute import permute_sites
 from rbqm.csm._profile import kri_profile
 from rbqm.csm._simaerep import ae_under_reporting
@@ -45,7 +45,7 @@ from rbqm.derive import AnalysisTables
 
 __all__ = ["CSM_COLUMNS", "TESTS", "ae_under_reporting", "digit_preference", "low_variability", "run_csm",
            "skipped_tests"]
-__all__ += ["data_inconsistency", "kri_profile", "permute_sites"]
+__all__ += ["auto_permutations", "data_inconsistency", "kri_profile", "permute_sites"]
 __all__ += ["distribution", "mean_shift", "missingness", "proportions", "rounding", "variance"]
 __all__ += ["date_order", "duplicates", "event_counts", "mahalanobis", "visit_dates", "visit_regularity"]
 

@@ -17,12 +17,14 @@ from rbqm.csm._permute import MIN_COUNTRY_SITES, permute_sites
 from rbqm.derive import AnalysisTables
 from rbqm.errors import RbqmError
 
-__all__ = ["DIS_COLUMNS", "SIMULATED_TESTS", "calibrate", "data_inconsistency", "dis_statistic",
+__all__ = ["DIS_COLUMNS", "NULL_DRAWS", "SIMULATED_TESTS", "auto_permutations", "calibrate", "data_inconsistency", "dis_statistic",
            "reference_log_p"]
 
 #: The tests whose p-values come from their own simulations (already calibrated against a null):
 #: ``simulations="uniform"`` gives them uniform null p-values instead of rerunning them.
 SIMULATED_TESTS = ("ae_under_reporting", "sae_under_reporting")
+#: The pooled null statistics ``auto_permutations`` aims for (sites x permutations), and its bounds on B.
+NULL_DRAWS, MIN_PERMUTATIONS, MAX_PERMUTATIONS = 2000, 2, 20
 #: p-values below this (including 0) count as this: beyond double precision, 1 - p is 1.
 P_FLOOR = 1e-16
 
@@ -33,6 +35,22 @@ DIS_COLUMNS: dict[str, pl.DataType] = {
 }
 
 Battery = Callable[[AnalysisTables], pl.DataFrame]
+
+
+def auto_permutations(sites: int) -> int:
+    """B for ``data_inconsistency`` when none is given: enough permutations that the pooled null holds
+    about ``NULL_DRAWS`` site statistics (so the smallest p-value is about 1/2000, DIS about 3.3), at
+    least ``MIN_PERMUTATIONS`` and at most ``MAX_PERMUTATIONS``. The null is pooled over sites, so a
+    large study needs few reruns of the battery: 20 for 100 sites or fewer, 2 for 1,000 or more.
+
+    Examples
+    --------
+    >>> [auto_permutations(n) for n in (10, 60, 100, 200, 400, 1000, 5000)]
+    [20, 20, 20, 10, 5, 2, 2]
+    """
+    if sites < 1:
+        return MAX_PERMUTATIONS
+    return int(min(MAX_PERMUTATIONS, max(MIN_PERMUTATIONS, -(-NULL_DRAWS // sites))))
 
 
 def reference_log_p(neg_log_sum: np.ndarray, n: np.ndarray, k: np.ndarray) -> np.ndarray:

@@ -24,7 +24,8 @@ FUNCTIONS = {
     "digit_preference": digit_preference,
     "low_variability": low_variability,
     **{name: getattr(rbqm.csm, name)
-       for name in ("mean_shift", "variance", "distribution", "missingness", "rounding", "proportions")},
+       for name in ("mean_shift", "variance", "distribution", "missingness", "rounding", "proportions",
+                    "mahalanobis", "duplicates", "visit_dates", "visit_regularity", "date_order", "event_counts")},
 }
 
 
