@@ -4,6 +4,7 @@ click targets that open a site's profile; through AppTest on a small generated s
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -34,6 +35,13 @@ charts = _charts()
 @pytest.fixture(scope="module")
 def analysis(generated_data: Path):
     return analyze_study(generated_data / "demo")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_streamlit_cache() -> Iterator[None]:
+    """Overrides conftest's: the tests here share one generated study (its analysis is computed once); the
+    others use folders of their own, which are cache keys of their own."""
+    yield
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ subject listings, and arriving from the heatmap with the site chosen."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -23,6 +24,13 @@ PAGE = "pages/site_profile.py"
 @pytest.fixture(scope="module")
 def analysis(generated_data: Path):
     return analyze_study(generated_data / "demo")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_streamlit_cache() -> Iterator[None]:
+    """Overrides conftest's: the tests here share one generated study (its analysis is computed once); the
+    others use folders of their own, which are cache keys of their own."""
+    yield
 
 
 @pytest.fixture
