@@ -69,7 +69,9 @@ def _up_to(name: str, frame: pl.DataFrame, cut: date) -> pl.DataFrame:
     column = RECORD_DATE.get(name) or ("RFICDTC" if name == "dm" else None)
     if column is None or column not in frame.columns:
         return frame
-    dated = to_date(column) if name != "dm" else pl.coalesce(to_date("RFICDTC"), to_date("RFSTDTC"))
+    dated = to_date(column)
+    if name == "dm" and "RFSTDTC" in frame.columns:  # RFSTDTC is optional: without it, consent alone dates
+        dated = pl.coalesce(dated, to_date("RFSTDTC"))
     return frame.filter(dated.is_null() | (dated <= cut))
 
 

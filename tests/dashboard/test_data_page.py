@@ -92,6 +92,18 @@ def test_ingest_writes_the_snapshot_and_the_audit_record(study_data_dir: Path, f
     assert "exists already" in at.error[0].value
 
 
+def test_an_export_without_optional_dm_dates_ingests(study_data_dir: Path, fresh_store_url: str) -> None:
+    export = study_data_dir / "minimal"
+    export.mkdir()
+    (export / "dm.csv").write_text("STUDYID,USUBJID,SITEID,COUNTRY,RFICDTC,ARMCD\nM,M-1,1,FRA,2024-01-02,A\n")
+    at = open_data()
+    at.selectbox(key="data_folder").set_value(export).run()
+    assert metrics(at)["Errors"] == "0"
+    at.button(key="data_ingest_submit").click().run()
+    assert not at.exception and not at.error
+    assert (study_data_dir / "M" / "cuts" / "2024-01-02" / "dm.parquet").is_file()
+
+
 def test_a_sponsor_viewer_may_validate_but_not_ingest(study_data_dir: Path) -> None:
     at = open_data(role="sponsor_viewer")
     assert not at.exception
