@@ -41,7 +41,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rbqm.analysis import Analysis
-from rbqm.csm import TESTS
+from rbqm.csm import ALL_TESTS
 from rbqm.errors import DefinitionError
 from rbqm.kri.definition import DEFAULT_LIBRARY, KriDefinition, load_definitions, load_library
 from rbqm.qtl import QTL_STATUSES, QtlDefinition, load_qtl_definitions
@@ -86,7 +86,7 @@ class RiskDefinition(BaseModel):
 
     ``impact``, ``likelihood`` and ``detectability`` are 1 (low; easy to detect) to 3 (high; hard to
     detect). ``indicators`` names KRI ids, QTL ids and central-monitoring test names
-    (``rbqm.csm.TESTS``) that watch the risk; an empty list is allowed and reported as a gap.
+    (``rbqm.csm.ALL_TESTS``) that watch the risk; an empty list is allowed and reported as a gap.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -221,8 +221,8 @@ def load_risk_register(folder: Path | None = None) -> RiskRegister:
 
 def known_indicators(folder: Path | None = None) -> set[str]:
     """Every indicator a risk may name: the KRI and QTL ids of ``folder`` (default: the shipped
-    library) and the central-monitoring tests (``rbqm.csm.TESTS``)."""
-    return {d.id for d in load_definitions(folder)} | {d.id for d in load_qtl_definitions(folder)} | set(TESTS)
+    library) and the central-monitoring tests (``rbqm.csm.ALL_TESTS``)."""
+    return {d.id for d in load_definitions(folder)} | {d.id for d in load_qtl_definitions(folder)} | set(ALL_TESTS)
 
 
 def check_risk(risk: RiskDefinition, categories: dict[str, RiskCategory], known: set[str], *, where: str) -> None:
@@ -234,7 +234,7 @@ def check_risk(risk: RiskDefinition, categories: dict[str, RiskCategory], known:
     unknown = [i for i in risk.indicators if i not in known]
     if unknown:
         raise DefinitionError(f"{where}: indicators: unknown indicator {', '.join(map(repr, unknown))}; give "
-                              f"KRI ids, QTL ids or central-monitoring tests ({', '.join(TESTS)})")
+                              f"KRI ids, QTL ids or central-monitoring tests ({', '.join(ALL_TESTS)})")
     if len(set(risk.indicators)) != len(risk.indicators):
         raise DefinitionError(f"{where}: indicators: an indicator is named twice")
 
@@ -486,7 +486,7 @@ def gaps(register: RiskRegister, kri_defs: Iterable[KriDefinition], qtl_defs: It
 
     Examples
     --------
-    >>> frame = gaps(load_risk_register(), load_definitions(), load_qtl_definitions(), TESTS)
+    >>> frame = gaps(load_risk_register(), load_definitions(), load_qtl_definitions(), ALL_TESTS)
     >>> frame.filter(pl.col("gap") == "risk without indicator")["id"].to_list()
     ['risk0004']
     """
@@ -750,7 +750,7 @@ def assess_risks(register: RiskRegister, analysis: Analysis, *, kri_dir: Path | 
     return RiskReport(
         study_id=analysis.study_id, cut_date=cut,
         register=score_register(register).join(status, on="risk_id", how="left"), study=study_risk(register),
-        gaps=gaps(register, kri_defs, load_qtl_definitions(kri_dir), TESTS),
+        gaps=gaps(register, kri_defs, load_qtl_definitions(kri_dir), ALL_TESTS),
         proposals=_proposals(register, history, status, rule), history=history, rule=rule)
 
 

@@ -43,7 +43,7 @@ from rbqm.csm._events import event_counts
 from rbqm.csm._mahalanobis import mahalanobis
 from rbqm.derive import AnalysisTables
 
-__all__ = ["CSM_COLUMNS", "TESTS", "ae_under_reporting", "digit_preference", "low_variability", "run_csm",
+__all__ = ["ALL_TESTS", "CSM_COLUMNS", "TESTS", "ae_under_reporting", "digit_preference", "low_variability", "run_csm",
            "skipped_tests"]
 __all__ += ["auto_permutations", "data_inconsistency", "kri_profile", "permute_sites"]
 __all__ += ["distribution", "mean_shift", "missingness", "proportions", "rounding", "variance"]
@@ -68,6 +68,9 @@ TESTS: dict[str, tuple[tuple[str, ...], str]] = {
     "date_order": (("ae", "sv", "ex"), "any"),
     "event_counts": (("ae", "cm", "mh", "dv"), "any"),
 }
+#: Every test name the ``csm`` table can hold: the tests of ``run_csm`` and ``kri_profile``, which
+#: ``rbqm.analysis`` computes from the KRI results.
+ALL_TESTS: tuple[str, ...] = (*TESTS, "kri_profile")
 
 
 def skipped_tests(analysis: AnalysisTables) -> dict[str, str]:

@@ -11,6 +11,7 @@ from rbqm.analysis import analyze_study
 from rbqm.errors import RbqmError
 from rbqm.report import make_report, read_store
 from rbqm.report.layout import layout_report
+from rbqm.risk import load_risk_register
 from rbqm.signals import derive_signals
 from rbqm.store import open_store
 from rbqm.store import qtl as store_qtl
@@ -59,7 +60,7 @@ def test_the_report_shows_the_workflow_limits_breaches_and_register(stored, stud
         ("qtl0001", "ada", "library", "secondary 0.22, tolerance 0.3")]
     breached = analysis.qtl.filter(pl.col("status") == "tolerance limit breached")["qtl_id"].unique().sort()
     assert report.store.breach_log["qtl_id"].unique().sort().to_list() == breached.to_list()
-    assert report.risk is not None and report.risk.register.height == 10
+    assert report.risk is not None and report.risk.register.height == len(load_risk_register().risks)
     titles = {block.title for section in layout_report(report) for block in section.blocks
               if getattr(block, "title", None)}
     assert {"Breach log", "Limit history", "Register", "Review proposals", "Outcomes"} <= titles

@@ -36,7 +36,7 @@ def test_export_csv_and_markdown(ae_study, tmp_path):
     out = runner.invoke(app, ["risk", "export", str(ae_study), "--format", "csv", "--out", str(csv)])
     assert out.exit_code == 0, out.output
     frame = pl.read_csv(csv)
-    assert frame.height == 10 and frame["indicators"][0] == "kri0001, kri0021, ae_under_reporting"
+    assert frame.height == 12 and frame["indicators"][0] == "kri0001, kri0021, ae_under_reporting"
     assert {"score", "level", "status", "flagged_sites"} <= set(frame.columns)
     md = tmp_path / "risk.md"
     out = runner.invoke(app, ["risk", "export", str(ae_study), "--format", "md", "--out", str(md)])
@@ -68,7 +68,7 @@ def test_store_register_import_update_decide_and_show(ae_study, ae_analysis, tmp
     db = _db(tmp_path)
     study = ae_analysis.study_id
     out = runner.invoke(app, ["risk", "import-template", study, "--db", db, "--actor", "quinn"])
-    assert out.exit_code == 0 and "Added 10 risks" in out.output, out.output
+    assert out.exit_code == 0 and "Added 12 risks" in out.output, out.output
     out = runner.invoke(app, ["risk", "update", study, "risk0004", "--indicator", "kri0004", "--reason", "consent",
                               "--db", db, "--actor", "monty"])
     assert out.exit_code == 2 and "may not risk.edit" in out.output

@@ -8,7 +8,7 @@ from datetime import date
 import polars as pl
 
 from rbqm.analysis import Analysis
-from rbqm.csm import CSM_COLUMNS, TESTS
+from rbqm.csm import ALL_TESTS, CSM_COLUMNS
 from rbqm.kri import load_definitions
 from rbqm.qtl import load_qtl_definitions
 from rbqm.risk import gaps, link_status, load_risk_register, review_proposals
@@ -37,9 +37,9 @@ def _status(analysis: Analysis, risk_id: str) -> dict:
 
 def test_gaps_of_the_library_exactly():
     register = load_risk_register()
-    frame = gaps(register, load_definitions(), load_qtl_definitions(), TESTS)
+    frame = gaps(register, load_definitions(), load_qtl_definitions(), ALL_TESTS)
     # central-monitoring tests are added often: those no risk names are gaps too, after the KRIs and QTLs
-    unlinked_tests = [("indicator without risk", t) for t in sorted(set(TESTS) - register.indicators)]
+    unlinked_tests = [("indicator without risk", t) for t in sorted(set(ALL_TESTS) - register.indicators)]
     assert frame.select("gap", "id").rows() == [
         ("risk without indicator", "risk0004"),
         ("indicator without risk", "kri0005"), ("indicator without risk", "kri0011"),
@@ -48,7 +48,7 @@ def test_gaps_of_the_library_exactly():
 
 def test_gaps_list_a_test_and_a_qtl_that_control_nothing():
     register = load_risk_register()
-    linked_tests = sorted(register.indicators & set(TESTS))
+    linked_tests = sorted(register.indicators & set(ALL_TESTS))
     frame = gaps(register, [], load_qtl_definitions(), [*linked_tests, "new_test"])
     assert frame.filter(pl.col("gap") == "indicator without risk")["id"].to_list() == ["new_test"]
 
