@@ -10,9 +10,9 @@ DEMO_LOGIN := $(DATA_DIR)/demo-login.txt
 PORT ?= 8501
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test test-fast bench bench-detect venv demo demo-login docs clean
+.PHONY: run test test-fast bench bench-detect venv demo demo-login demo-analysis docs clean
 
-run: $(STAMP) $(DEMO)/dm.parquet demo-login
+run: $(STAMP) $(DEMO)/dm.parquet demo-login demo-analysis
 	@echo "Starting the dashboard on http://localhost:$(PORT) (study: $(DEMO)). Stop with Ctrl-C."
 	@if test -s $(DEMO_LOGIN); then echo "Sign in as demo / $$(cat $(DEMO_LOGIN))"; \
 	else echo "Sign in with your rbqm account (the store has accounts but no demo login)."; fi
@@ -60,6 +60,12 @@ demo-login: | $(STAMP)
 			(umask 077; printf '%s\n' "$$password" > $(DEMO_LOGIN)); echo "Added the demo admin account."; \
 		else rm -f $(DEMO_LOGIN); fi; \
 	fi
+
+# The demo's analysis, saved under $(DATA_DIR)/.analysis (rbqm.saved_analysis) so the dashboard
+# opens at once with the data inconsistency score; read back in a second once saved.
+demo-analysis: $(DEMO)/dm.parquet
+	@echo "Analysing the demo study (saved; the first time takes a few minutes)."
+	@$(BIN)/python -c "from rbqm.saved_analysis import saved_analysis; saved_analysis('$(DEMO)', '$(DATA_DIR)/.analysis')"
 
 $(DEMO)/dm.parquet: | $(STAMP)
 	@echo "No demo study in $(DEMO): generating one (about a minute)."

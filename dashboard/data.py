@@ -18,13 +18,14 @@ import polars as pl
 import streamlit as st
 
 from rbqm.actions import plan_visits, suggest_actions
-from rbqm.analysis import Analysis, analyze_study
+from rbqm.analysis import Analysis
 from rbqm.errors import RbqmError, StudyFormatError
 from rbqm.io import find_tables
 from rbqm.kri import KriDefinition, load_definitions
 from rbqm.kri.compute import subject_counts
 from rbqm.qtl import QtlDefinition, load_qtl_definitions, study_qtls, with_limits
 from rbqm.qtl.oe_cuts import observed_minus_expected_by_cut
+from rbqm.saved_analysis import saved_analysis
 from rbqm.regions import study_site_regions, with_regions
 from rbqm.signals import derive_signals
 from rbqm.site_profile import tables_at_cut
@@ -165,7 +166,17 @@ NO_LIMITS = "{}"
 
 @st.cache_data(show_spinner="Computing KRIs, QTLs and central monitoring…")
 def _library_analysis(folder: str) -> Analysis:
-    return analyze_study(Path(folder))
+    # saved under the data directory, so a restarted app or another session reads it back
+    return saved_analysis(Path(folder), data_dir() / ".analysis", permutations=dashboard_permutations())
+
+
+def dashboard_permutations() -> int | str:
+    """Permutations behind the data inconsistency score: ``$RBQM_PERMUTATIONS``, else "auto" (as
+    ``rbqm analyze``); 0 leaves the score out."""
+    value = os.environ.get("RBQM_PERMUTATIONS", "auto").strip()
+    if value != "auto" and not value.isdigit():
+        raise RbqmError(f"RBQM_PERMUTATIONS must be 'auto' or a whole number, 0 or more; got {value!r}")
+    return value if value == "auto" else int(value)
 
 
 @st.cache_data(show_spinner=False)

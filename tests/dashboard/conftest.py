@@ -11,7 +11,6 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from rbqm.store import DATABASE_URL_ENV, open_store, users
-
 from synthetic import SynthConfig, generate_study
 
 from .study_builder import build_study

@@ -4,6 +4,7 @@ click targets that open a site's profile; through AppTest on a small generated s
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -34,7 +35,7 @@ charts = _charts()
 
 @pytest.fixture(scope="module")
 def analysis(generated_data: Path):
-    return analyze_study(generated_data / "demo")
+    return analyze_study(generated_data / "demo", permutations=int(os.environ["RBQM_PERMUTATIONS"]))
 
 
 @pytest.fixture(autouse=True)

@@ -3,6 +3,7 @@ generated study with two data cuts."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import plotly.io
@@ -24,7 +25,7 @@ SIGNAL_PAGES = PAGES[1:]
 @pytest.fixture(scope="module")
 def analysis(generated_data: Path):
     """The engine's own analysis of the study, to compare the pages with."""
-    return analyze_study(generated_data / "demo")
+    return analyze_study(generated_data / "demo", permutations=int(os.environ["RBQM_PERMUTATIONS"]))
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ limit as a quality lead (stored with its rationale, audited, and used by the ana
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import polars as pl
@@ -28,7 +29,7 @@ LIBRARY = {d.id: d for d in load_qtl_definitions()}
 @pytest.fixture(scope="module")
 def analysis(generated_data: Path):
     """The engine's analysis of the study with the library's limits."""
-    return analyze_study(generated_data / "demo")
+    return analyze_study(generated_data / "demo", permutations=int(os.environ["RBQM_PERMUTATIONS"]))
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from rbqm.permissions import PermissionDenied
 from rbqm.risk import assess_risks, load_risk_register
 from rbqm.store import list_records, open_store
 from rbqm.store import risks as store_risks
-
 from synthetic import AnomalySpec, SynthConfig, generate_study
 
 from .conftest import USER_OF, sign_in

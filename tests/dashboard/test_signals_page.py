@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -24,7 +25,7 @@ PAGE = "pages/signals.py"
 @pytest.fixture(scope="module")
 def engine(generated_data: Path):
     """The engine's own analysis, signals and visit plan of the study, to compare the page with."""
-    analysis = analyze_study(generated_data / "demo")
+    analysis = analyze_study(generated_data / "demo", permutations=int(os.environ["RBQM_PERMUTATIONS"]))
     signals = derive_signals(analysis)
     plan = plan_visits(suggest_actions(analysis, signals, study_dir=generated_data / "demo"))
     return analysis, signals, plan

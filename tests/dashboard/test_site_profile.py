@@ -3,6 +3,7 @@ subject listings, and arriving from the heatmap with the site chosen."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -23,7 +24,7 @@ PAGE = "pages/site_profile.py"
 
 @pytest.fixture(scope="module")
 def analysis(generated_data: Path):
-    return analyze_study(generated_data / "demo")
+    return analyze_study(generated_data / "demo", permutations=int(os.environ["RBQM_PERMUTATIONS"]))
 
 
 @pytest.fixture(autouse=True)
