@@ -41,7 +41,8 @@ from scipy.stats import rankdata
 from rbqm import stats
 from rbqm.stats import bh_expr
 from rbqm.csm import run_csm
-from rbqm.csm._simaerep import SubjectVisits, event_probabilities, simulate_sites, site_variation
+from rbqm.csm._simaerep import (SubjectVisits, event_probabilities, simulate_sites, site_variation,
+                                subject_visits)
 from rbqm.derive import AnalysisTables, derive_tables
 from rbqm.errors import RbqmError
 from rbqm.kri import KriDefinition, compute_kris, load_definitions
@@ -235,7 +236,7 @@ def study_findings(config: DetectConfig, job: Job) -> dict[str, pl.DataFrame]:
         "kri_id", "score", "flag", "method", "metric", site_id="group_id")
     dis = dis_rows(analysis, csm, permutations=config.dis.permutations, seed=job.seed)
     return {name: frame.with_columns(study=pl.lit(job.study))
-            for name, frame in (("sites", sites), ("csm", signed(csm)), ("kri", kri), ("dis", dis))}
+            for name, frame in (("sites", sites), ("csm", signed(csm, analysis, r=config.r, seed=job.seed)), ("kri", kri), ("dis", dis))}
 
 
 def study_sites(analysis: AnalysisTables, *, injected: list[str]) -> pl.DataFrame:
@@ -250,15 +251,34 @@ def study_sites(analysis: AnalysisTables, *, injected: list[str]) -> pl.DataFram
             .with_columns(injected=pl.col("site_id").is_in(injected)))
 
 
-def signed(csm: pl.DataFrame) -> pl.DataFrame:
-    """The CSM rows the benchmark reads, with ``sign``, the direction of each finding: the sign of its
-    effect or, when the effect is 0 (e.g. simaerep's event_prob when both BH q-values are 1), of its
-    statistic against the median over the study's sites."""
+#: Tests whose two-sided p-value hides its direction, with the ``serious`` option of the simulation
+#: that gives it (simaerep's event_prob compares BH q-values of the two directions, so its sign can
+#: disagree with the side of the p-value).
+SIMULATED_DIRECTIONS = {"ae_under_reporting": False, "sae_under_reporting": True}
+
+
+def signed(csm: pl.DataFrame, analysis: AnalysisTables, *, r: int, seed: int) -> pl.DataFrame:
+    """The CSM rows the benchmark reads, with ``sign``, the direction of each finding.
+
+    For the AE tests, the sign of observed minus expected AEs (the mean of the test's own replicates:
+    same ``r`` and ``seed`` as ``run_csm``). For the other tests, the sign of the effect or, when it is
+    0, of the statistic against the median over the study's sites.
+    """
     median = pl.col("statistic").median().over("test", "variable")
-    return csm.select(
-        "site_id", "test", "variable", "p_value", "q_value", "effect",
-        sign=pl.when(pl.col("effect") != 0).then(pl.col("effect").sign())
-        .otherwise((pl.col("statistic") - median).sign()).fill_null(0.0))
+    sign = (pl.when(pl.col("effect") != 0).then(pl.col("effect").sign())
+            .otherwise((pl.col("statistic") - median).sign()))
+    parts = [pl.DataFrame(schema={"site_id": pl.String, "test": pl.String, "simulated_sign": pl.Float64})]
+    for test, serious in SIMULATED_DIRECTIONS.items():
+        if csm.filter(pl.col("test") == test).height:
+            data = subject_visits(analysis, serious=serious)
+            totals = simulate_sites(data, r=r, seed=seed)
+            observed = np.bincount(data.site, weights=data.cumulative[np.arange(len(data.visits)), data.visits - 1],
+                                   minlength=len(data.site_id))
+            parts.append(pl.DataFrame({"site_id": data.site_id, "test": test,
+                                       "simulated_sign": np.sign(observed - totals.mean(axis=1))}))
+    return (csm.join(pl.concat(parts), on=["site_id", "test"], how="left")
+            .select("site_id", "test", "variable", "p_value", "q_value", "effect",
+                    sign=pl.coalesce("simulated_sign", sign).fill_null(0.0)))
 
 
 def dis_rows(analysis: AnalysisTables, csm: pl.DataFrame, *, permutations: int, seed: int) -> pl.DataFrame:
@@ -716,7 +736,8 @@ def render(report: dict[str, Any]) -> str:
         "",
         f"- **Studies.** Each replicate is a synthetic trial (`SynthConfig(sites={s.sites}, subjects={s.subjects}, "
         f"countries={s.countries}, months={s.months})`) with one anomaly injected at one site (chosen by the "
-        f"seed among the sites with at least the median enrolment) from {s.start:.0%} of the study period, "
+        f"seed among the sites with at least the median enrolment) "
+        f"{'from the study start' if s.start == 0 else f'from {s.start:.0%} into the study period'}, "
         "analysed at the final data cut. Replicate k of the i-th type has seed 1000 i + k at every magnitude, "
         "so a type's magnitudes are paired (same trial and site, keyed randomness: only the anomaly "
         f"differs); the clean studies have seeds 1..{meta['replicates']}.",
