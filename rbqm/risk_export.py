@@ -49,7 +49,7 @@ def export_tables(report: RiskReport, decisions: pl.DataFrame | None = None) -> 
     ...     pl.DataFrame(), pl.DataFrame(schema=CSM_COLUMNS))
     >>> tables = export_tables(assess_risks(load_risk_register(), empty))
     >>> list(tables), tables["study"].row(0)[:2], tables["register"].height, tables["proposals"].height
-    (['study', 'register', 'gaps', 'proposals'], ('(study)', 'Overall study risk'), 10, 0)
+    (['study', 'register', 'gaps', 'proposals'], ('(study)', 'Overall study risk'), 12, 0)
     """
     proposals = report.proposals
     if decisions is not None:
