@@ -26,7 +26,7 @@ st.navigation(
             st.Page("pages/overview.py", title="Study overview", icon=":material/dashboard:", default=True),
             st.Page("pages/report.py", title="Oversight report", icon=":material/summarize:"),
             st.Page("pages/risk.py", title="Risk assessment", icon=":material/health_and_safety:"),
-            st.Page("pages/data.py", title="Data", icon=":material/upload_file:"),
+            st.Page("pages/data_intake.py", title="Data", icon=":material/upload_file:", url_path="data"),
         ],
         "Signals": [
             st.Page("pages/heatmap.py", title="Site risk heatmap", icon=":material/grid_on:"),

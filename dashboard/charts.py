@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 
@@ -98,9 +99,14 @@ def site_heatmap_figure(cells: pl.DataFrame, risk: pl.DataFrame) -> go.Figure:
         z.append(z_row)
         text.append(text_row)
         hover.append(hover_row)
+    # the text as numpy arrays, not lists: plotly validates and copies a list element by element, which at
+    # 1,000 sites took about a second of every run of the page (bench/dashboard.py); an array is taken whole.
+    # (Numbers stay lists: plotly would send numeric arrays base64-encoded, which the tests do not read.)
+    rows = np.array(sites, dtype=str)
     figure = go.Figure(
         go.Heatmap(
-            z=z, x=list(range(len(kri_ids))), y=sites, text=text, texttemplate="%{text}",
+            z=z, x=list(range(len(kri_ids))), y=rows, text=np.array(text, dtype=str),
+            texttemplate="%{text}",
             textfont={"size": 11}, hoverinfo="skip",
             colorscale=_flag_colourscale(), zmin=-2.5, zmax=2.5, xgap=2, ygap=2,
             colorbar={"title": {"text": "Flag"}, "tickvals": [-2, -1, 0, 1, 2],
@@ -114,17 +120,17 @@ def site_heatmap_figure(cells: pl.DataFrame, risk: pl.DataFrame) -> go.Figure:
         values = risk[column].to_list()
         top = max((v for v in values if v is not None), default=0) or 1.0
         figure.add_trace(go.Heatmap(
-            z=[[None if v is None else v / top] for v in values], x=[position], y=sites, zmin=0, zmax=1,
-            name=label,
-            text=[["–" if v is None else f"{v:.1f}"] for v in values], texttemplate="%{text}",
+            z=[[None if v is None else v / top] for v in values], x=[position], y=rows,
+            zmin=0, zmax=1, name=label,
+            text=np.array([["–" if v is None else f"{v:.1f}"] for v in values], dtype=str), texttemplate="%{text}",
             textfont={"size": 12}, colorscale=_SCORE_COLOURSCALE, showscale=False, xgap=2, ygap=2,
             hoverinfo="skip",
         ))
         for site, value, hover_row in zip(sites, values, hover, strict=True):
             hover_row.append(f"Site {site}<br><b>{label}</b>: {_fmt(value)}")
     figure.add_trace(go.Scatter(  # the click targets, one per cell, with the cell's hover text
-        x=[position for _ in sites for position in positions], y=[site for site in sites for _ in positions],
-        customdata=[site for site in sites for _ in positions], hovertext=[h for row in hover for h in row],
+        x=[position for _ in sites for position in positions], y=np.repeat(rows, len(positions)),
+        customdata=np.repeat(rows, len(positions)), hovertext=np.array([h for row in hover for h in row], dtype=str),
         hovertemplate="%{hovertext}<extra></extra>", mode="markers", showlegend=False, name="sites",
         marker={"size": 18, "symbol": "square", "color": "rgba(0,0,0,0)"},
         selected={"marker": {"opacity": 0}}, unselected={"marker": {"opacity": 0}},

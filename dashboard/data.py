@@ -1,9 +1,11 @@
 """Cached loaders for the dashboard pages: every call into rbqm goes through here.
 
 Pages import these as ``from data import ...`` because Streamlit puts the folder of
-``app.py`` on ``sys.path``. Results are cached with ``st.cache_data`` (pickled, so each
-caller gets its own copy); the data directory is an argument, so it is part of the
-cache key and a changed ``RBQM_DATA_DIR`` never returns another folder's studies.
+``app.py`` on ``sys.path``. Small results are cached with ``st.cache_data`` (pickled, so each
+caller gets its own copy); the analysis and the large frames derived from it with
+``st.cache_resource`` (shared, never changed in place by a page). The data directory is an
+argument, so it is part of the cache key and a changed ``RBQM_DATA_DIR`` never returns another
+folder's studies. :func:`clear_caches` empties both after an ingest.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from rbqm.qtl import QtlDefinition, load_qtl_definitions, study_qtls, with_limit
 from rbqm.qtl.oe_cuts import observed_minus_expected_by_cut
 from rbqm.saved_analysis import saved_analysis
 from rbqm.regions import study_site_regions, with_regions
-from rbqm.signals import derive_signals
+from rbqm.signals import derive_signals, indicator_levels
 from rbqm.site_profile import tables_at_cut
 from rbqm.sources import extract_study_zip, fingerprint
 from rbqm.store.audit import canonical_json, list_records
@@ -160,11 +162,23 @@ def load_analysis(folder: str) -> Analysis:
     return _analysis_with_limits(folder, qtl_limits_key(folder))
 
 
+def clear_caches() -> None:
+    """Forget every cached study list, analysis and derived frame (after an ingest adds a cut). The
+    store, a resource of ``auth.py``, stays open."""
+    st.cache_data.clear()
+    for cached in (_library_analysis, _study_qtls, load_subject_counts, _signals, _actions, _visit_plan,
+                   _indicator_levels):
+        cached.clear()
+
+
 NO_LIMITS = "{}"
 """The :func:`qtl_limits_key` of a study without limits of its own (the library's apply)."""
 
 
-@st.cache_data(show_spinner="Computing KRIs, QTLs and central monitoring…")
+# The analysis and what is derived from it are cached as resources: shared, not copied. cache_data would
+# unpickle every frame at every call, 0.1-0.5 s per page run at 1,000 sites (bench/dashboard.py); polars
+# frames are not changed in place by the pages, so sharing them is safe.
+@st.cache_resource(show_spinner="Computing KRIs, QTLs and central monitoring…")
 def _library_analysis(folder: str) -> Analysis:
     # saved under the data directory, so a restarted app or another session reads it back
     return saved_analysis(Path(folder), data_dir() / ".analysis", permutations=dashboard_permutations())
@@ -184,7 +198,7 @@ def _study_id(folder: str) -> str:
     return _library_analysis(folder).study_id
 
 
-@st.cache_data(show_spinner="Judging the QTLs against the study's limits…")
+@st.cache_resource(show_spinner="Judging the QTLs against the study's limits…")
 def _study_qtls(folder: str, limits: str) -> pl.DataFrame:
     return study_qtls(Path(folder), limits=json.loads(limits))
 
@@ -334,12 +348,15 @@ def load_site_regions(folder: str, _analysis: Analysis) -> pl.DataFrame:
     return with_regions(sites, site_regions=study_site_regions(Path(folder))).select("site_id", "region")
 
 
-@st.cache_data(show_spinner="Reading the subjects behind the KRIs…")
+@st.cache_resource(show_spinner="Reading the subjects behind the KRIs…")  # shared: 100,000s of rows
 def load_subject_counts(folder: str, cut: date) -> tuple[pl.DataFrame, pl.DataFrame]:
     """A study's subjects analysis table at a cut, and every KRI's numerator and denominator per subject
     (``rbqm.kri.compute.subject_counts``), for the site profile's listings."""
     tables = tables_at_cut(Path(folder), cut)
-    return tables["subjects"].collect(), subject_counts(tables, kri_library())
+    # kri_id and SITEID as categoricals: the page selects one KRI at one site many times per run, and
+    # comparing categories is ten times faster than comparing strings over 100,000s of rows
+    counts = subject_counts(tables, kri_library()).with_columns(pl.col("kri_id", "SITEID").cast(pl.Categorical))
+    return tables["subjects"].collect(), counts
 
 
 UPLOADS = ".uploads"
@@ -385,19 +402,30 @@ def load_visit_plan(folder: str) -> pl.DataFrame:
 
 
 # Cached per study and QTL limits (``limits`` is :func:`qtl_limits_key`): a changed limit changes the signals.
-@st.cache_data(show_spinner="Deriving signals…")
+@st.cache_resource(show_spinner="Deriving signals…")
 def _signals(folder: str, limits: str) -> pl.DataFrame:
     return derive_signals(_analysis_with_limits(folder, limits))
 
 
-@st.cache_data(show_spinner="Suggesting actions…")
+@st.cache_resource(show_spinner="Suggesting actions…")
 def _actions(folder: str, limits: str) -> pl.DataFrame:
     return suggest_actions(_analysis_with_limits(folder, limits), _signals(folder, limits), study_dir=Path(folder))
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_resource(show_spinner=False)
 def _visit_plan(folder: str, limits: str) -> pl.DataFrame:
     return plan_visits(_actions(folder, limits))
+
+
+def load_indicator_levels(folder: str) -> pl.DataFrame:
+    """Every signal's indicator level and strength at every cut (``rbqm.signals.indicator_levels`` of
+    :func:`load_analysis`), for ``rbqm.outcomes.signal_outcomes``."""
+    return _indicator_levels(folder, qtl_limits_key(folder))
+
+
+@st.cache_resource(show_spinner=False)
+def _indicator_levels(folder: str, limits: str) -> pl.DataFrame:
+    return indicator_levels(_analysis_with_limits(folder, limits))
 
 
 CLOSED_STATUSES = ("resolved", "closed_no_action")

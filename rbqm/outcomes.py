@@ -51,7 +51,7 @@ def _state(level: str, strength: str, cut: str) -> pl.Expr:
 
 
 def signal_outcomes(analysis: Analysis, baselines: pl.DataFrame, *, as_of: date | None = None,
-                    workflow: Workflow | None = None) -> pl.DataFrame:
+                    workflow: Workflow | None = None, levels: pl.DataFrame | None = None) -> pl.DataFrame:
     """The outcome of every actioned signal: its indicator at the action's cut against the latest later cut.
 
     Parameters
@@ -65,6 +65,9 @@ def signal_outcomes(analysis: Analysis, baselines: pl.DataFrame, *, as_of: date 
         Use only the cuts up to this date (what was known then); default every cut.
     workflow : Workflow, optional
         Replaces the shipped ``signal_workflow.yaml`` (its ``outcomes.margins``).
+    levels : polars.DataFrame, optional
+        ``rbqm.signals.indicator_levels(analysis)`` when the caller has it already (the dashboard caches
+        it: at 1,000 sites it takes a few tenths of a second); computed when omitted.
 
     Returns
     -------
@@ -91,7 +94,7 @@ def signal_outcomes(analysis: Analysis, baselines: pl.DataFrame, *, as_of: date 
     ['too_early', 'too_early']
     """
     margins = (workflow or load_workflow()).outcomes.margins
-    levels = indicator_levels(analysis)
+    levels = indicator_levels(analysis) if levels is None else levels
     if as_of is not None:
         levels = levels.filter(pl.col("cut_date") <= as_of)
     if "source" not in baselines.columns:

@@ -18,7 +18,7 @@ from rbqm.store.signals import SIGNAL_STATUSES, list_signals, sync_signals, upda
 
 from auth import current_user, may, require_sign_in, store  # dashboard/auth.py
 from data import (CLOSED_STATUSES, action_list, choose_study, load_actions, load_analysis,  # dashboard/data.py
-                  load_signals, load_visit_plan, signal_work_list)
+                  load_indicator_levels, load_signals, load_visit_plan, signal_work_list)
 
 SEVERITY_SHOWN = {"red": "▲▲ red", "amber": "▲ amber"}
 FORM_KEYS = ("sig_new_status", "sig_owner", "sig_due", "sig_justification", "sig_comment", "sig_reason")
@@ -227,7 +227,8 @@ if editable and not linked.is_empty():
 
 st.subheader("Outcomes")
 try:
-    outcomes = signal_outcomes(analysis, action_baselines(store(), user, study_id=analysis.study_id))
+    outcomes = signal_outcomes(analysis, action_baselines(store(), user, study_id=analysis.study_id),
+                               levels=load_indicator_levels(study))
 except RbqmError as exc:
     st.error(str(exc))
     st.stop()

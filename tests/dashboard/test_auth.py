@@ -103,3 +103,11 @@ def test_a_page_run_without_app_py_still_asks_to_sign_in(study_data_dir: Path, p
     at = AppTest.from_file(str(APP.parent / "pages" / page), default_timeout=30).run()
     assert not at.exception
     assert at.text_input(key="login_user") and not at.selectbox and not at.metric
+
+
+def test_no_page_is_named_like_a_dashboard_module() -> None:
+    """A page run alone has ``pages/`` first on ``sys.path``: a ``pages/data.py`` would shadow the loaders of
+    ``dashboard/data.py`` and every page's ``from data import ...`` would fail."""
+    modules = {p.stem for p in APP.parent.glob("*.py")}
+    pages = {p.stem for p in (APP.parent / "pages").glob("*.py")}
+    assert not modules & pages

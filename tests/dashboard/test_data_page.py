@@ -18,7 +18,7 @@ from .study_builder import CUT, STUDY_ID
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "dashboard"
 APP = DASHBOARD / "app.py"
-PAGE = "pages/data.py"
+PAGE = "pages/data_intake.py"
 BAD_DM = ("STUDYID,USUBJID,SITEID,COUNTRY,RFICDTC,RFSTDTC,ARMCD\n"
           "B,B-1,1,FRA,2024-01-02,2024-01-09,A\n"
           "B,B-2,1,FRA,02/01/2024,2024-01-10,A\n")
@@ -140,10 +140,32 @@ def test_an_empty_data_dir_says_what_to_do(empty_data_dir: Path) -> None:
     assert "Upload a zip" in at.info[0].value
 
 
-@pytest.mark.parametrize("page", ["data.py"])
+@pytest.mark.parametrize("page", ["data_intake.py"])
 def test_the_page_run_without_app_py_asks_to_sign_in(study_data_dir: Path, page: str,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(DASHBOARD))
     at = AppTest.from_file(str(DASHBOARD / "pages" / page), default_timeout=30).run()
     assert not at.exception
     assert at.text_input(key="login_user") and not at.selectbox
+
+
+def test_a_second_cut_appears_on_the_analysis_pages_at_once(study_data_dir: Path, fresh_store_url: str) -> None:
+    """The analysis is a shared resource (not copied per call): an ingest must clear it as well."""
+    at = open_data()
+    at.selectbox(key="data_cut").set_value(date.fromisoformat(CUT)).run()
+    at.text_input(key="data_study_id").input("TINY-TWO")
+    at.button(key="data_ingest_submit").click().run()
+    at.switch_page("pages/report.py").run()
+    folder = str(study_data_dir / "TINY-TWO")
+    at.selectbox(key="study").set_value(folder).run()
+    assert not at.exception
+    assert at.selectbox(key="report_cut").options == [CUT]  # the analysis of one cut is cached now
+    at.switch_page(PAGE).run()
+    at.selectbox(key="data_folder").set_value(study_data_dir / "demo").run()
+    at.selectbox(key="data_cut").set_value(None).run()  # the folder's latest date: a second cut
+    at.text_input(key="data_study_id").input("TINY-TWO")
+    at.button(key="data_ingest_submit").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    at.switch_page("pages/report.py").run()
+    at.selectbox(key="study").set_value(folder).run()
+    assert at.selectbox(key="report_cut").options == ["2024-05-30", CUT]

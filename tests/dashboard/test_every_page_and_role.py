@@ -28,7 +28,7 @@ MENU: dict[str, Action] = {"admin.py": Action.USER_VIEW}
 FORMS: dict[str, dict[str, Action]] = {
     "qtl.py": {"qtl_limits_form": Action.QTL_SET_LIMIT},
     "signals.py": {"sig_update": Action.SIGNAL_UPDATE, "act_add": Action.SIGNAL_UPDATE},
-    "data.py": {"data_ingest": Action.DATA_INGEST},
+    "data_intake.py": {"data_ingest": Action.DATA_INGEST},
     # the role store holds no risk register: the page offers to start one from the template
     "risk.py": {"risk_import": Action.RISK_EDIT},
     "admin.py": {"adm_add": Action.USER_ADD, "adm_role": Action.USER_SET_ROLE, "adm_status": Action.USER_DISABLE,

@@ -16,7 +16,7 @@ from rbqm.sources import MAX_UNZIPPED_BYTES, source_cuts, source_folders
 from rbqm.store.snapshots import ingest_snapshot
 
 from auth import current_user, may, require_sign_in, store  # dashboard/auth.py
-from data import data_dir, unpack_upload, validate_source  # dashboard/data.py
+from data import clear_caches, data_dir, unpack_upload, validate_source  # dashboard/data.py
 
 SOURCES = {"folder": "A folder in the data directory", "upload": "Upload a zip"}
 SEVERITY_SHOWN = {"error": "✖ error", "warning": "▲ warning"}
@@ -142,7 +142,7 @@ if submitted:
     except RbqmError as exc:
         st.error(str(exc))
     else:
-        st.cache_data.clear()  # the study list and its analysis must see the new cut
+        clear_caches()  # the study list and its analysis must see the new cut
         st.session_state["data_ingested"] = (
             f"Ingested {snapshot.study_id} at {snapshot.cut}: {sum(snapshot.rows.values()):,} rows in "
             f"{len(snapshot.rows)} tables, into `{snapshot.path}`. Choose study {snapshot.study_id} on the "
