@@ -62,6 +62,14 @@ METHODS: tuple[tuple[str, str], ...] = (
      'Targeted actions from the actions catalogue for each open signal, with where to look (subjects, '
      'pages or queries). Priority = severity (amber 1, red 2) x persistence (1 to 3) x site risk (1 to '
      '2) x site size (0.5 to 2).'),
+    ('Outcome after action',
+     'For each signal acted on (a linked action, or the status action planned or in progress), its '
+     'indicator at the cut of the first action against the latest cut up to the report\'s: improved when '
+     'the flag\'s severity fell (or it is no longer flagged) or, at the same severity, its strength moved '
+     'toward normal by at least the margin (KRI 1 z unit, CSM a tenfold change of q, QTL a tenth of the '
+     'tolerance limit); worsened the other way; unchanged otherwise; too early without a later cut. The '
+     'share improved is over the assessed signals (not too early), against the field\'s benchmark given with '
+     'it (key_risk_indicators/signal_workflow.yaml). rbqm.outcomes computes it; the dashboard and rbqm signals outcomes show the same.'),
     ('Central statistical monitoring (CSM)',
      'Tests that compare each site with the rest of the study: AE and SAE under-reporting (simulation, '
      'as simaerep), terminal-digit preference, and subjects whose measurements vary too little from '

@@ -1,4 +1,5 @@
-"""What the oversight report reads from the store: signal workflow, QTL limits and breaches, risk register.
+"""What the oversight report reads from the store: signal workflow, actioned signals, QTL limits and
+breaches, risk register.
 
 Every read goes through the store's own functions, so the acting user's permissions apply
 (``signal.view``, ``qtl.view``, ``risk.view``: every role has them).
@@ -16,6 +17,7 @@ from rbqm.store import Store
 from rbqm.store import qtl as store_qtl
 from rbqm.store import risks as store_risks
 from rbqm.store import signals as store_signals
+from rbqm.store.actions import BASELINE_COLUMNS, action_baselines
 from rbqm.store.qtl import BREACH_LOG_COLUMNS
 
 __all__ = ["WORKFLOW_COLUMNS", "LIMIT_HISTORY_COLUMNS", "StoreRecords", "read_store"]
@@ -45,6 +47,8 @@ class StoreRecords:
 
     used: bool = False
     workflow: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=WORKFLOW_COLUMNS))
+    baselines: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=BASELINE_COLUMNS))
+    """The actioned signals and the cut each was first acted on (``rbqm.store.actions.action_baselines``)."""
     breach_log: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=BREACH_LOG_COLUMNS))
     limit_history: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=LIMIT_HISTORY_COLUMNS))
     study_limits: tuple[str, ...] = ()
@@ -71,7 +75,8 @@ def read_store(store: Store, actor: str, study_id: str, *, library: Path | None 
                 "new": _limits_text(entry.new_value), "rationale": entry.reason}
                for qtl_id in sorted(limits) for entry in store_qtl.limit_history(store, actor, study_id, qtl_id)]
     return StoreRecords(
-        used=True, workflow=workflow, breach_log=store_qtl.list_breaches(store, actor, study_id),
+        used=True, workflow=workflow, baselines=action_baselines(store, actor, study_id=study_id),
+        breach_log=store_qtl.list_breaches(store, actor, study_id),
         limit_history=pl.DataFrame(history, schema=LIMIT_HISTORY_COLUMNS).sort("at", "qtl_id"),
         study_limits=tuple(sorted(limits)),
         register=store_risks.study_register(store, actor, study_id, library=library))

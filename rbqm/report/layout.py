@@ -360,17 +360,54 @@ def _actions(report: OversightReport) -> Section:
                                       r["signal_id"], r["actions"], r["where_to_look"], *workflow[2](r))),
         more_text(actions.height, shown.height, "signals with suggested actions"),
         title="Suggested actions for open signals, highest priority first", empty="No open signal needs action."))
-    outcomes = report.outcomes
-    blocks.append(Table(("Signal", "Severity", "Outcome", "Detail"), (2.2, 1.1, 2, 6),
-                        _rows(outcomes.head(report.top), lambda r: _cells(
-                            r["signal_id"], Cell(r["severity"] or DASH, _SEVERITY_FLAG.get(r["severity"])),
-                            r["outcome"], r["detail"])),
-                        more_text(outcomes.height, report.top, "outcomes"), title="Outcomes",
-                        empty="No signal was resolved or closed."))
+    blocks.extend(_outcome_blocks(report))
     return Section("actions", SECTIONS["actions"],
                    "The targeted actions suggested for the open signals, with the signals' status, owner and due "
-                   "date, and the signals that ended: no longer flagged, resolved or closed without action.",
-                   tuple(blocks))
+                   "date; then whether the signals acted on improved since (the same figures as the dashboard's "
+                   "signals page and rbqm signals outcomes).", tuple(blocks))
+
+
+OUTCOME_ORDER = ("worsened", "unchanged", "improved", "too_early")
+"""The order of the outcomes table: what needs attention first."""
+
+
+def _outcome_blocks(report: OversightReport) -> list[object]:
+    """The outcomes of the actioned signals (``rbqm.outcomes``): counts, share improved against the benchmark,
+    and one row per actioned signal."""
+    summary = report.outcome_summary
+    if summary is None:
+        return [Text("Outcomes", "heading"),
+                Text("Whether the signals acted on improved needs the store's record of which signals were "
+                     "actioned; this report was made without it (rbqm report --db URL, or the dashboard).", "note")]
+    share = summary.share_improved
+    versus = (f"{summary.improved} of {summary.assessed} assessed; benchmark {_pct(summary.benchmark)}"
+              if share is not None else f"none assessed yet; benchmark {_pct(summary.benchmark)}")
+    figures = Figures((
+        ("Improved after action", _pct(share), versus),
+        ("Improved", f"{summary.improved}", "severity fell, or strength moved toward normal"),
+        ("Unchanged", f"{summary.unchanged}", "same severity, strength within the margin"),
+        ("Worsened", f"{summary.worsened}", "severity rose, or strength moved away from normal"),
+        ("Too early", f"{summary.too_early}", "no later cut yet"),
+    ))
+    if share is not None:
+        gap = round(100 * (share - summary.benchmark))
+        words = (f"{abs(gap)} points {'above' if gap > 0 else 'below'}" if gap else "at")
+        comparison = f"{_pct(share)} of the assessed signals improved after action: {words} the benchmark. "
+    else:
+        comparison = ""
+    order = {outcome: i for i, outcome in enumerate(OUTCOME_ORDER)}
+    outcomes = report.outcomes.sort(pl.col("outcome").replace_strict(order, default=len(order)), "signal_id")
+    table = Table(("Signal", "Actioned at cut", "Compared at cut", "Outcome", "What the indicator did"),
+                  (2.4, 1.2, 1.2, 1.1, 6),
+                  _rows(outcomes.head(report.top), lambda r: _cells(
+                      r["signal_id"], r["planned_cut"], r["compared_cut"], r["outcome"].replace("_", " "),
+                      r["note"])),
+                  more_text(outcomes.height, report.top, "actioned signals"),
+                  title="Actioned signals, worsened first", empty="No signal has been acted on yet.")
+    note = Text(f"{comparison}A signal was acted on at the cut of its first linked action (or its first "
+                "action-planned status); its indicator then is compared with the latest cut up to this one. "
+                f"Benchmark: {summary.benchmark_source}.", "note")
+    return [Text("Outcomes", "heading"), figures, note, table]
 
 
 def _csm(report: OversightReport) -> Section:

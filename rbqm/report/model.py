@@ -20,6 +20,7 @@ from rbqm.derive import AnalysisTables, derive_tables
 from rbqm.errors import RbqmError
 from rbqm.io import scan_study
 from rbqm.kri import load_definitions
+from rbqm.outcomes import OutcomeSummary, signal_outcomes, summarize_outcomes
 from rbqm.qtl import load_qtl_definitions, qtl_trend
 from rbqm.report._store import StoreRecords
 from rbqm.risk import RiskReport, assess_risks
@@ -98,7 +99,11 @@ class OversightReport:
     """One row per open signal with suggested actions: signal_id, site_id, severity, state, priority,
     actions (labels), where_to_look, status, owner, due_date, overdue; highest priority first."""
     outcomes: pl.DataFrame
-    """Closed signals: signal_id, severity, outcome, detail (resolved in the data, or closed in the store)."""
+    """The actioned signals' outcomes (``rbqm.outcomes.signal_outcomes`` at the cut: ``OUTCOME_COLUMNS``),
+    empty without the store."""
+    outcome_summary: OutcomeSummary | None
+    """Improved, unchanged, worsened and too early, and the share improved against the benchmark
+    (``rbqm.outcomes.summarize_outcomes``); None without the store."""
     csm: pl.DataFrame
     """Central-monitoring findings at the cut with q < 0.05, most significant first, with ``new``."""
     csm_tested: int
@@ -333,19 +338,11 @@ def _actions(analysis: Analysis, derived: pl.DataFrame, tables: AnalysisTables, 
             .sort(["priority", "signal_id"], descending=[True, False]))
 
 
-def _outcomes(signals: pl.DataFrame, records: StoreRecords) -> pl.DataFrame:
-    schema = {"signal_id": pl.String, "severity": pl.String, "outcome": pl.String, "detail": pl.String}
-    in_data = signals.filter(pl.col("state") == "resolved").select(
-        "signal_id", "severity", outcome=pl.lit("no longer flagged at this cut"), detail="summary")
-    closed = (records.workflow.filter(pl.col("status").is_in(CLOSED_STATUSES))
-              .join(signals.select("signal_id", "severity"), on="signal_id", how="left")
-              .select("signal_id", "severity",
-                      outcome=pl.col("status").replace_strict({"resolved": "resolved (workflow)",
-                                                               "closed_no_action": "closed without action"}),
-                      detail=pl.coalesce(pl.col("justification"), pl.col("last_comment"),
-                                         pl.format("closed; last seen at cut {}", "last_cut"))))
-    return pl.concat([in_data.cast(schema), closed.cast(schema)]).unique("signal_id", keep="last",
-                                                                         maintain_order=True).sort("signal_id")
+def _outcomes(analysis: Analysis, records: StoreRecords) -> tuple[pl.DataFrame, OutcomeSummary | None]:
+    """The actioned signals' outcomes at the cut, as ``rbqm signals outcomes --as-of CUT`` and the dashboard's
+    signals page give them (``rbqm.outcomes``); no summary without the store (nothing is known to be actioned)."""
+    outcomes = signal_outcomes(analysis, records.baselines, as_of=analysis.cut_dates[-1])
+    return outcomes, summarize_outcomes(outcomes) if records.used else None
 
 
 # --- the report -----------------------------------------------------------------------------------------
@@ -406,6 +403,7 @@ def build_report(analysis: Analysis, *, study_dir: Path, cut: date | None = None
                .select("rank", site_id="group_id", kri_id="kri_id", flag="flag", score="score")
                .sort("rank", "site_id", "kri_id", nulls_last=True))
     risk = assess_risks(records.register, analysis, kri_dir=kri_dir) if records.register is not None else None
+    outcomes, outcome_summary = _outcomes(analysis, records)
     return OversightReport(
         study_id=analysis.study_id, cut_date=cut, previous_cut=previous, cut_dates=list(analysis.cut_dates),
         generated_at=generated_at, top=top,
@@ -413,7 +411,7 @@ def build_report(analysis: Analysis, *, study_dir: Path, cut: date | None = None
         qtl=_qtls(analysis, records, kri_dir), kris=scored.select("kri_id", "name", "concern", "metric_unit"),
         heatmap=heatmap, site_risk=site_risk, reasons=reasons.drop("strength"),
         top_sites=_top_sites(site_risk, reasons, top), signals=at_cut, signal_counts=_signal_counts(at_cut),
-        actions=_actions(analysis, derived, tables, at_cut), outcomes=_outcomes(at_cut, records),
+        actions=_actions(analysis, derived, tables, at_cut), outcomes=outcomes, outcome_summary=outcome_summary,
         csm=findings, csm_tested=tested,
         definitions=kris.select("kri_id", "name", "description", "metric_unit", "method", "thresholds", "concern"),
         store=records, risk=risk)
