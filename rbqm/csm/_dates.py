@@ -17,6 +17,7 @@ from rbqm.csm._contract import (
 )
 from rbqm.csm._variability import _strata
 from rbqm.derive import AnalysisTables, to_date
+from rbqm.stats import tie_safe
 
 __all__ = ["DATE_CHECKS", "date_order", "holiday_calendar", "subject_regularity", "visit_dates",
            "visit_regularity"]
@@ -151,8 +152,9 @@ def subject_regularity(analysis: AnalysisTables, *, min_visits: int = 4,
     scheduled when at least 10 subjects had it, its median study day is after day 1 and its robust
     SD of study days (1.4826 MAD) is at most 7 days (a follow-up visit timed from the last dose is
     not). A visit's deviation is its study day minus the median for its visit number; ``sd_days`` is
-    the SD of the subject's deviations. Windows differ between visits, so the test uses deviations
-    divided by each visit number's robust SD (at least 1 day), and their SD's mid-rank percentile among
+    the SD of the subject's deviations (a visit number recorded twice counts at its earliest date).
+    Windows differ between visits, so the test uses deviations divided by each visit number's robust
+    SD (at least 1 day), and their SD's mid-rank percentile among
     subjects with as many scheduled visits (strata pooled to ``min_stratum`` subjects, as
     :func:`rbqm.csm.low_variability` does), since a sample SD of few values tends to be smaller.
     """
@@ -163,7 +165,9 @@ def subject_regularity(analysis: AnalysisTables, *, min_visits: int = 4,
             .filter(pl.all_horizontal(pl.col("visit", "start", "site_id").is_not_null()))
             .select("site_id", "USUBJID", "VISITNUM",
                     day=(pl.col("visit") - pl.col("start")).dt.total_days() + 1)
-            .unique(["USUBJID", "VISITNUM"], keep="first"))
+            # a visit number recorded twice counts at its earliest date (not "the first row": a join's
+            # row order is not fixed, and the choice must not change between runs)
+            .group_by("site_id", "USUBJID", "VISITNUM").agg(pl.col("day").min()))
     usual = pl.col("day").median().over("VISITNUM")
     spread = 1.4826 * (pl.col("day") - usual).abs().median().over("VISITNUM")
     scheduled = (days.with_columns(deviation=pl.col("day") - usual, spread=spread,
@@ -183,7 +187,7 @@ def subject_regularity(analysis: AnalysisTables, *, min_visits: int = 4,
                                                                    subjects="subjects")
     strata = _strata(counts, min_stratum)
     return (per.join(strata.select(visits="n", stratum="stratum"), on="visits")
-            .with_columns(percentile=(pl.col("sd").rank("average").over("stratum") - 0.5)
+            .with_columns(percentile=(tie_safe(pl.col("sd")).rank("average").over("stratum") - 0.5)
                           / pl.len().over("stratum"))
             .select(empty.columns))
 

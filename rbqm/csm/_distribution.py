@@ -14,6 +14,7 @@ from rbqm.csm._contract import (
     shown, study_stamp,
 )
 from rbqm.derive import AnalysisTables
+from rbqm.stats import tie_safe
 
 __all__ = ["distribution", "ks_distances"]
 
@@ -33,8 +34,9 @@ def ks_distances(means: pl.LazyFrame) -> pl.LazyFrame:
     """
     per_variable, per_site = ["variable"], ["variable", "site_id"]
     n, total = pl.len().over(per_site), pl.len().over(per_variable)
-    site_le, site_lt = pl.col("m").rank("max").over(per_site), pl.col("m").rank("min").over(per_site) - 1
-    all_le, all_lt = pl.col("m").rank("max").over(per_variable), pl.col("m").rank("min").over(per_variable) - 1
+    m = tie_safe(pl.col("m"))  # subject means equal in exact arithmetic must tie in every run
+    site_le, site_lt = m.rank("max").over(per_site), m.rank("min").over(per_site) - 1
+    all_le, all_lt = m.rank("max").over(per_variable), m.rank("min").over(per_variable) - 1
     rest = total - n
     ranked = means.with_columns(
         n=n, rest_n=rest,
@@ -46,8 +48,8 @@ def ks_distances(means: pl.LazyFrame) -> pl.LazyFrame:
         site_share=pl.when("below").then("share_lt").otherwise("share_le"),
         rest_share=pl.when("below").then("rest_lt").otherwise("rest_le"),
     ).with_columns(gap=(pl.col("site_share") - pl.col("rest_share")).abs())
-    best = pl.col("gap").arg_max()
-    return ranked.group_by(per_site).agg(
+    best = tie_safe(pl.col("gap")).arg_max()  # among equal gaps, the smallest value (sorted below)
+    return ranked.sort("variable", "site_id", "m").group_by(per_site).agg(
         n=pl.col("n").first(), rest_n=pl.col("rest_n").first(), D=pl.col("gap").max(),
         at=pl.col("m").get(best), below=pl.col("below").get(best),
         site_share=pl.col("site_share").get(best), rest_share=pl.col("rest_share").get(best),

@@ -16,6 +16,7 @@ from rbqm.csm._contract import (
 )
 from rbqm.csm._reference import reference_phrase, site_countries
 from rbqm.derive import AnalysisTables
+from rbqm.stats import tie_safe
 
 __all__ = ["mahalanobis", "robust_centre", "subject_distances", "visit_distances"]
 
@@ -114,7 +115,7 @@ def visit_distances(values: pl.LazyFrame) -> pl.DataFrame:
         d2 = ((centred @ precision) * centred).sum(axis=1)
         out.append(wide.select("site_id", "USUBJID").with_columns(
             domain=pl.lit(domain), distance=pl.Series(d2 / len(keep))).with_columns(
-            score=(pl.col("distance").rank("average") - 0.5) / pl.len()))
+            score=(tie_safe(pl.col("distance")).rank("average") - 0.5) / pl.len()))
     if not out:
         return pl.DataFrame(schema={"site_id": pl.String, "USUBJID": pl.String, "domain": pl.String,
                                     "distance": pl.Float64, "score": pl.Float64})

@@ -16,6 +16,7 @@ from rbqm.csm._contract import (
 )
 from rbqm.derive import AnalysisTables
 from rbqm.errors import RbqmError
+from rbqm.stats import tie_safe
 
 __all__ = ["low_variability", "subject_scores"]
 
@@ -73,7 +74,7 @@ def subject_scores(values: pl.LazyFrame, *, min_values: int = 3, min_variables: 
     within = ["variable", "stratum"]
     typical = pl.col("sd").median().over(within)
     per = per.join(strata, on=["variable", "n"]).with_columns(
-        percentile=(pl.col("sd").rank("average").over(within) - 0.5) / pl.len().over(within),
+        percentile=(tie_safe(pl.col("sd")).rank("average").over(within) - 0.5) / pl.len().over(within),
         log_ratio=pl.when(typical > 0)
         .then(pl.max_horizontal(pl.col("sd") / typical, pl.lit(_RATIO_FLOOR)).log()).otherwise(0.0),
     )

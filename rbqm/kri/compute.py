@@ -17,6 +17,7 @@ import polars as pl
 from rbqm import stats
 from rbqm.derive import AnalysisTables
 from rbqm.kri.definition import Count, KriDefinition
+from rbqm.stats import tie_safe
 
 __all__ = ["KriResults", "compute_kris", "site_risk", "subject_counts", "RESULT_COLUMNS", "SCORERS",
            "P_VALUE_METHODS"]
@@ -268,6 +269,6 @@ def site_risk(results: pl.DataFrame, definitions: list[KriDefinition], sites: pl
     return (
         sites.join(per_site, on="site_id", how="left")
         .with_columns(pl.col("red", "amber", "kris_scored").fill_null(0))
-        .with_columns(rank=pl.col("risk_score").rank("min", descending=True).cast(pl.Int64))
+        .with_columns(rank=tie_safe(pl.col("risk_score")).rank("min", descending=True).cast(pl.Int64))
         .sort(["rank", "site_id"], nulls_last=True)
     )

@@ -38,9 +38,11 @@ from rbqm.stats._identity import identity
 from rbqm.stats._multiplicity import benjamini_hochberg, bh_expr
 from rbqm.stats._normal import normal_approx, normal_approx_bounds
 from rbqm.stats._poisson import poisson, poisson_bounds
+from rbqm.stats._ties import TIE_FIGURES, tie_safe
 
 __all__ = [
     "METHODS",
+    "TIE_FIGURES",
     "benjamini_hochberg",
     "bh_expr",
     "empirical_bayes",
@@ -52,6 +54,7 @@ __all__ = [
     "normal_approx",
     "normal_approx_bounds",
     "poisson",
+    "tie_safe",
     "poisson_bounds",
 ]
 
