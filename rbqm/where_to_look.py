@@ -16,8 +16,7 @@ import numpy as np
 import polars as pl
 from scipy.special import gammaincc
 
-from rbqm.csm._contract import measurements
-from rbqm.csm._variability import subject_scores
+from rbqm.csm import measurements, subject_scores
 from rbqm.derive import AnalysisTables
 from rbqm.kri import load_definitions
 from rbqm.kri.definition import Count

@@ -16,6 +16,13 @@ the study, all returning one finding table (``CSM_COLUMNS``; docs/csm.md).
 * :func:`kri_profile`: sites whose KRI profile is unusual (robust Mahalanobis distance over the KRIs).
 * :func:`data_inconsistency`: each site's p-values combined into one score, calibrated by permuting
   site labels (:func:`permute_sites`).
+
+Building blocks other modules use (``rbqm.where_to_look`` names the subjects and visits behind a
+finding with them): :func:`measurements` (the vs and lb results the tests read),
+:func:`subject_scores` (each subject's visit-to-visit variability, as ``low_variability`` scores it),
+:func:`subject_regularity` (each subject's visit-schedule regularity, as ``visit_regularity`` scores
+it) and :func:`holiday_calendar` (public holidays and weekend days per country, as ``visit_dates``
+uses them).
 """
 
 from __future__ import annotations
@@ -24,20 +31,20 @@ from datetime import date
 
 import polars as pl
 
-from rbqm.csm._contract import CSM_COLUMNS, check_analysis, check_integer
+from rbqm.csm._contract import CSM_COLUMNS, check_analysis, check_integer, measurements
 from rbqm.csm._digits import digit_preference
 from rbqm.csm._inconsistency import auto_permutations, data_inconsistency
 from rbqm.csm._permute import permute_sites
 from rbqm.csm._profile import kri_profile
 from rbqm.csm._simaerep import ae_under_reporting
-from rbqm.csm._variability import low_variability
+from rbqm.csm._variability import low_variability, subject_scores
 from rbqm.csm._categorical import proportions
 from rbqm.csm._distribution import distribution
 from rbqm.csm._means import mean_shift
 from rbqm.csm._missingness import missingness
 from rbqm.csm._rounding import rounding
 from rbqm.csm._spread import variance
-from rbqm.csm._dates import date_order, visit_dates, visit_regularity
+from rbqm.csm._dates import date_order, holiday_calendar, subject_regularity, visit_dates, visit_regularity
 from rbqm.csm._duplicates import duplicates
 from rbqm.csm._events import event_counts
 from rbqm.csm._mahalanobis import mahalanobis
@@ -48,6 +55,7 @@ __all__ = ["ALL_TESTS", "CSM_COLUMNS", "TESTS", "ae_under_reporting", "digit_pre
 __all__ += ["auto_permutations", "data_inconsistency", "kri_profile", "permute_sites"]
 __all__ += ["distribution", "mean_shift", "missingness", "proportions", "rounding", "variance"]
 __all__ += ["date_order", "duplicates", "event_counts", "mahalanobis", "visit_dates", "visit_regularity"]
+__all__ += ["holiday_calendar", "measurements", "subject_regularity", "subject_scores"]
 
 #: Test name (the ``test`` column) -> the study tables it needs (any one of them for vs/lb tests).
 TESTS: dict[str, tuple[tuple[str, ...], str]] = {

@@ -147,10 +147,39 @@ def check_variables(variables: Any, caller: str) -> tuple[str, ...] | None:
     return tuple(variables)
 
 
-def measurements(analysis: AnalysisTables, variables: tuple[str, ...] | None) -> pl.LazyFrame | None:
-    """Non-null numeric results of vs and lb: site_id, USUBJID, variable (``VS:SYSBP``), VISITNUM, value.
+def measurements(analysis: AnalysisTables, variables: tuple[str, ...] | None = None) -> pl.LazyFrame | None:
+    """The finite numeric results of vs and lb, one row per result, as every CSM test on a measured
+    variable reads them.
 
-    None when the study has neither table (or none of the requested variables' tables).
+    Parameters
+    ----------
+    analysis : AnalysisTables
+        From ``rbqm.derive.derive_tables``.
+    variables : tuple of str, optional
+        Keep only these variables (``VS:SYSBP``, ``LB:CREAT``); default every variable of vs and lb.
+
+    Returns
+    -------
+    polars.LazyFrame or None
+        ``site_id`` (the subject's site, as a string), ``USUBJID``, ``variable`` (the domain and test
+        code, ``VS:SYSBP``), ``VISITNUM`` (float) and ``value`` (VSSTRESN or LBSTRESN; empty, NaN and
+        infinite results and subjects without a site are left out). None when the study has neither
+        table (or none of the requested variables' tables).
+
+    Examples
+    --------
+    >>> from datetime import date
+    >>> from rbqm.derive import derive_tables
+    >>> dm = pl.DataFrame({"STUDYID": "S", "USUBJID": ["S-1", "S-2"], "SITEID": ["1", "2"], "COUNTRY": "FRA",
+    ...                    "RFSTDTC": "2024-01-02", "ARMCD": "A"})
+    >>> vs = pl.DataFrame({"USUBJID": ["S-1", "S-1", "S-2"], "VSTESTCD": ["SYSBP", "HR", "SYSBP"],
+    ...                    "VSSTRESN": [120.0, 72.0, None], "VISITNUM": [1.0, 1.0, 1.0],
+    ...                    "VSDTC": "2024-01-02"})
+    >>> tables = derive_tables({"dm": dm, "vs": vs}, as_of=date(2024, 6, 1))
+    >>> measurements(tables).sort("variable").collect().rows()
+    [('1', 'S-1', 'VS:HR', 1.0, 72.0), ('1', 'S-1', 'VS:SYSBP', 1.0, 120.0)]
+    >>> measurements(tables, ("LB:CREAT",)) is None
+    True
     """
     parts = []
     for domain, (table, code, value) in DOMAINS.items():

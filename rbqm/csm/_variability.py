@@ -51,15 +51,38 @@ def _strata(counts: pl.DataFrame, min_stratum: int) -> pl.DataFrame:
 
 def subject_scores(values: pl.LazyFrame, *, min_values: int = 3, min_variables: int = 3,
                    min_stratum: int = 30) -> pl.DataFrame:
-    """One row per subject: site_id, USUBJID, variables (how many), score and log_ratio.
+    """How steady each subject's results are from visit to visit, against every other subject: the
+    score :func:`low_variability` tests per site.
 
     For each subject and variable with at least ``min_values`` results, the SD of its results over
     visits (of log values for a variable whose results are all positive, so it is a relative SD).
     Subjects with as many results form strata (pooled to at least ``min_stratum`` subjects), which
     absorbs the dependence of the sample SD on the number of visits and on autocorrelation. Within a
     stratum the SD's mid-rank percentile gives a normal score, and its ratio to the stratum median a
-    log ratio. ``score`` = sum of normal scores / sqrt(variables) (low = steadier than others);
-    ``log_ratio`` = mean log ratio (floored at log 0.05).
+    log ratio.
+
+    Parameters
+    ----------
+    values : polars.LazyFrame
+        ``site_id``, ``USUBJID``, ``variable`` and ``value``, one row per result, as
+        :func:`rbqm.csm.measurements` returns them.
+    min_values, min_variables, min_stratum
+        Results a subject needs of a variable to be scored on it; variables a subject needs to be
+        scored at all; subjects a stratum is pooled to.
+
+    Returns
+    -------
+    polars.DataFrame
+        One row per scored subject: ``site_id``, ``USUBJID``, ``variables`` (how many it is scored
+        on), ``score`` = sum of the normal scores / sqrt(variables) (low = steadier than others) and
+        ``log_ratio`` = mean log ratio of its SDs to the stratum medians (each floored at log 0.05).
+
+    Examples
+    --------
+    >>> values = pl.LazyFrame({"site_id": "1", "USUBJID": ["S-1"] * 3 + ["S-2"] * 3, "variable": "VS:HR",
+    ...                        "value": [70.0, 70.5, 69.5, 60.0, 80.0, 72.0]})
+    >>> subject_scores(values, min_variables=1).sort("USUBJID").select("USUBJID", "score").rows()
+    [('S-1', -0.6744897501960817), ('S-2', 0.6744897501960817)]
     """
     positive = values.group_by("variable").agg(positive=(pl.col("value") > 0).all())
     per = (values.join(positive, on="variable")
