@@ -16,11 +16,23 @@ from rbqm.report.layout import (
     Section,
     Table,
     Text,
+    Trend,
+    Trends,
     header_lines,
     layout_report,
 )
 from rbqm.report.model import OversightReport
-from rbqm.report.palette import FLAG_COLOURS, FLAG_LABELS, FLAG_SYMBOLS, NOT_SCORED, NOT_SCORED_COLOUR, text_colour
+from rbqm.report.palette import (
+    FLAG_COLOURS,
+    FLAG_LABELS,
+    FLAG_SYMBOLS,
+    NOT_SCORED,
+    NOT_SCORED_COLOUR,
+    TREND_STYLES,
+    TrendStyle,
+    text_colour,
+)
+from rbqm.report.trend import frame
 
 __all__ = ["render_html"]
 
@@ -62,6 +74,10 @@ table.heatmap td { width: 26px; height: 22px; text-align: center; font-size: 11p
 .legend span.swatch { display: inline-block; width: 26px; height: 18px; text-align: center; margin-right: 4px;
                       vertical-align: middle; border: 1px solid var(--rule); font-size: 11px; line-height: 16px; }
 svg text { font-family: inherit; }
+.trends { display: grid; gap: 10px 18px; margin: 4px 0 14px; }
+figure.trend { margin: 0; }
+figure.trend figcaption { font-size: 13px; font-weight: 600; margin: 0 0 2px; }
+figure.trend svg { width: 100%; max-width: 560px; height: auto; display: block; }
 footer { color: var(--muted); font-size: 12px; padding: 16px 40px; border-top: 1px solid var(--rule); }
 @media print {
   header.top { background: none; color: var(--ink); padding: 0 0 8px; border-bottom: 2px solid var(--accent); }
@@ -165,7 +181,108 @@ def _bars(bars: Bars) -> str:
             f'{legend}{"".join(shapes)}</svg>')
 
 
-_BLOCKS = {Table: _table, Figures: _figures, Heatmap: _heatmap, Bars: _bars}
+_TREND_W, _TREND_H = 420, 244
+_PLOT = {"left": 48, "top": 44, "width": 360, "height": 160}
+"""A trend chart's size and plot area, in SVG pixels (it scales to its column, up to 560 pixels wide)."""
+_CHAR_W = 5.8
+"""The width of a character of the 10-pixel legend, about (to wrap the legend)."""
+
+
+def _marker(style: TrendStyle, x: float, y: float, attributes: str = "", inner: str = "") -> str:
+    """A point's marker centred on (x, y): circle, square or triangle in the series' colour, outlined for
+    contrast; ``inner`` goes inside the element (a tooltip)."""
+    if style.marker == "square":
+        tag, shape = "rect", f'x="{x - 3.6:.1f}" y="{y - 3.6:.1f}" width="7.2" height="7.2"'
+    elif style.marker == "triangle":
+        tag, shape = "polygon", f'points="{x:.1f},{y - 4.8:.1f} {x - 4.5:.1f},{y + 3.2:.1f} {x + 4.5:.1f},{y + 3.2:.1f}"'
+    else:
+        tag, shape = "circle", f'cx="{x:.1f}" cy="{y:.1f}" r="3.8"'
+    common = f'{shape} fill="{style.colour}" stroke="#ffffff" stroke-width="1" {attributes}'.rstrip()
+    return f"<{tag} {common}>{inner}</{tag}>" if inner else f"<{tag} {common}/>"
+
+
+def _stroke(style: TrendStyle) -> str:
+    dash = f' stroke-dasharray="{style.dash[0]:g} {style.dash[1]:g}"' if style.dash else ""
+    return f'fill="none" stroke="{style.colour}" stroke-width="1.8"{dash}'
+
+
+def _runs(points: list[tuple[float, float] | None]) -> list[list[tuple[float, float]]]:
+    """The unbroken runs of a line (a missing value breaks it)."""
+    runs: list[list[tuple[float, float]]] = [[]]
+    for point in points:
+        if point is None:
+            runs.append([])
+        else:
+            runs[-1].append(point)
+    return [run for run in runs if run]
+
+
+def _trend(trend: Trend) -> str:
+    """One trend chart as inline SVG. Each series is a ``<g data-series>``; each point carries ``data-cut``
+    and ``data-value`` (its exact value), a tooltip and, as text beside it, its value."""
+    f = frame(trend, **_PLOT)
+    bottom, right = f.top + f.height, f.left + f.width
+    parts = []
+    for tick in f.ticks:
+        y = f.y(tick)
+        parts.append(f'<line x1="{f.left}" x2="{right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e3e6ea"/>'
+                     f'<text x="{f.left - 5}" y="{y + 3.5:.1f}" text-anchor="end" font-size="10" fill="#5f6368">'
+                     f"{tick:g}</text>")
+    parts.append(f'<line x1="{f.left}" x2="{right}" y1="{bottom}" y2="{bottom}" stroke="#5f6368"/>')
+    for i in f.tick_cuts:
+        parts.append(f'<text x="{f.xs[i]:.1f}" y="{bottom + 14}" text-anchor="middle" font-size="9.5" '
+                     f'fill="#5f6368">{escape(trend.cuts[i])}</text>')
+    middle = f.top + f.height / 2
+    parts.append(f'<text x="12" y="{middle:.1f}" transform="rotate(-90 12 {middle:.1f})" text-anchor="middle" '
+                 f'font-size="10" fill="#5f6368">{escape(trend.y_label)}</text>')
+    legend_x, legend_y = 8.0, 10.0
+    for series in trend.series:
+        style = TREND_STYLES[series.style]
+        width = 30 + _CHAR_W * len(series.name)
+        if legend_x > 8 and legend_x + width > _TREND_W:  # no room left on this line: the next one
+            legend_x, legend_y = 8.0, legend_y + 14
+        sample = f'<line x1="{legend_x}" x2="{legend_x + 22}" y1="{legend_y}" y2="{legend_y}" {_stroke(style)}/>'
+        if style.marker:
+            sample += _marker(style, legend_x + 11, legend_y)
+        parts.append(f'{sample}<text x="{legend_x + 26}" y="{legend_y + 3.5}" font-size="10">{escape(series.name)}</text>')
+        legend_x += width + 10
+    for series in trend.series:
+        style = TREND_STYLES[series.style]
+        points = [None if v is None else (x, f.y(v)) for x, v in zip(f.xs, series.values, strict=True)]
+        group = [f'<polyline points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in run)}" {_stroke(style)}/>'
+                 for run in _runs(points)]
+        for i, (x, low, high) in enumerate(zip(f.xs, series.low, series.high, strict=False)):
+            if low is not None and high is not None:
+                group.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{f.y(low):.1f}" y2="{f.y(high):.1f}" '
+                             f'stroke="{style.colour}" stroke-width="1.2"/>'
+                             f'<line x1="{x - 3:.1f}" x2="{x + 3:.1f}" y1="{f.y(high):.1f}" y2="{f.y(high):.1f}" '
+                             f'stroke="{style.colour}"/><line x1="{x - 3:.1f}" x2="{x + 3:.1f}" y1="{f.y(low):.1f}" '
+                             f'y2="{f.y(low):.1f}" stroke="{style.colour}"/>')
+        if style.marker:
+            for i, (point, value) in enumerate(zip(points, series.values, strict=True)):
+                if point is None:
+                    continue
+                label = series.labels[i] if series.labels else ""
+                tip = f"<title>{escape(series.name)} at {escape(trend.cuts[i])}: {escape(label)}</title>"
+                attributes = f'class="point" data-cut="{escape(trend.cuts[i])}" data-value="{value!r}"'
+                group.append(_marker(style, *point, attributes, tip))
+                if label and f.labelled(i):
+                    group.append(f'<text x="{point[0] + 6:.1f}" y="{point[1] - 6:.1f}" font-size="10" '
+                                 f'fill="#1a1a1a">{escape(label)}</text>')
+        parts.append(f'<g data-series="{escape(series.name)}" data-style="{series.style}">{"".join(group)}</g>')
+    return (f'<figure class="trend"><figcaption>{escape(trend.title)}</figcaption>'
+            f'<svg class="trend" role="img" aria-label="{escape(trend.title)}" viewBox="0 0 {_TREND_W} {_TREND_H}" '
+            f'width="{_TREND_W}" height="{_TREND_H}" data-y-max="{f.ticks[-1]!r}" data-plot-top="{f.top}" '
+            f'data-plot-height="{f.height}">{"".join(parts)}</svg></figure>')
+
+
+def _trends(block: Trends) -> str:
+    title = f"<h3>{escape(block.title)}</h3>" if block.title else ""
+    return (f'{title}<div class="trends" style="grid-template-columns:repeat({block.per_row},minmax(0,1fr))">'
+            f'{"".join(_trend(chart) for chart in block.charts)}</div>')
+
+
+_BLOCKS = {Table: _table, Figures: _figures, Heatmap: _heatmap, Bars: _bars, Trends: _trends}
 
 
 def _block(block: object) -> str:

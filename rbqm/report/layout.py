@@ -1,7 +1,8 @@
 """The oversight report laid out: sections of blocks with every number already in words.
 
 :func:`layout_report` turns an :class:`~rbqm.report.model.OversightReport` into :class:`Section` s of
-:class:`Figures`, :class:`Table`, :class:`Text`, :class:`Heatmap` and :class:`Bars` blocks, so the HTML
+:class:`Figures`, :class:`Table`, :class:`Text`, :class:`Heatmap`, :class:`Bars` and :class:`Trends`
+blocks, so the HTML
 and the PDF renderers draw exactly the same content; a renderer only decides how a block looks.
 A :class:`Cell` with a ``flag`` (-2 to 2) is drawn with the palette's colour and symbol
 (``rbqm.report.palette``): KRI flags, signal severities (amber 1, red 2), QTL statuses (within 0,
@@ -20,10 +21,11 @@ import polars as pl
 from rbqm.qtl import QTL_STATUSES
 from rbqm.report._methods import METHODS
 from rbqm.report.model import OversightReport
+from rbqm.report.palette import QTL_STATUS_MARKS
 from rbqm.signals import SIGNAL_STATES
 
-__all__ = ["Bars", "Cell", "Figures", "Heatmap", "Section", "Table", "Text", "HEATMAP_SITES", "SECTIONS",
-           "layout_report", "fmt_number", "more_text"]
+__all__ = ["Bars", "Cell", "Figures", "Heatmap", "Section", "Series", "Table", "Text", "Trend", "Trends",
+           "HEATMAP_SITES", "SECTIONS", "layout_report", "fmt_number", "more_text"]
 
 HEATMAP_SITES = 60
 """Sites shown in the heatmap (by rank); the rest are counted."""
@@ -32,6 +34,7 @@ SECTIONS = {
     "status": "Study status",
     "qtl": "Quality tolerance limits",
     "heatmap": "Site risk heatmap",
+    "trends": "Trends over the data cuts",
     "sites": "Top sites and why",
     "signals": "New and escalated signals",
     "actions": "Actions: status and outcomes",
@@ -103,6 +106,40 @@ class Bars:
     rows: tuple[tuple[str, int, int | None], ...]
     value_label: str
     target_label: str
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a trend chart: a value per data cut (None: no value), drawn in ``style`` (a key of
+    ``rbqm.report.palette.TREND_STYLES``), with the text shown at each point and an optional interval."""
+
+    name: str
+    style: str
+    values: tuple[float | None, ...]
+    labels: tuple[str, ...] = ()
+    low: tuple[float | None, ...] = ()
+    high: tuple[float | None, ...] = ()
+
+
+@dataclass(frozen=True)
+class Trend:
+    """A chart of one or more series over the data cuts (``cuts``: their dates as text); the y axis starts
+    at 0 (``integer``: whole-number ticks, for counts)."""
+
+    title: str
+    cuts: tuple[str, ...]
+    series: tuple[Series, ...]
+    y_label: str
+    integer: bool = False
+
+
+@dataclass(frozen=True)
+class Trends:
+    """Trend charts side by side, ``per_row`` to a row, under an optional title."""
+
+    charts: tuple[Trend, ...]
+    per_row: int
+    title: str | None = None
 
 
 @dataclass(frozen=True)
@@ -280,6 +317,50 @@ def _heatmap(report: OversightReport) -> Section:
                              ("KRIs", f"{report.kris.height}", "site level"),
                              ("Red flags", f"{red}", "all sites"), ("Amber flags", f"{amber}", "all sites"))),
                     heatmap))
+
+
+def _qtl_trend(qtl: pl.DataFrame, cuts: tuple[str, ...]) -> Trend:
+    """One QTL's estimate (with its 95% interval and status mark) against its limits at each cut."""
+    by_cut = {r["cut_date"].isoformat(): r for r in qtl.iter_rows(named=True)}
+    rows = [by_cut.get(cut, {}) for cut in cuts]
+    column = lambda name: tuple(r.get(name) for r in rows)
+    labels = tuple("" if r.get("estimate") is None else
+                   f"{fmt_number(r['estimate'])} {QTL_STATUS_MARKS.get(r['status'], '')}".strip() for r in rows)
+    first = qtl.row(0, named=True)
+    return Trend(f"{first['qtl_id']} {first['name']}", cuts, (
+        Series("estimate (95% interval)", "estimate", column("estimate"), labels, column("lower"), column("upper")),
+        Series("secondary limit", "secondary_limit", column("secondary_limit")),
+        Series("tolerance limit", "tolerance_limit", column("limit")),
+    ), "estimate")
+
+
+def _trends(report: OversightReport) -> Section:
+    cuts = tuple(_date(d) for d in report.cut_dates)
+    sites = report.sites_by_cut
+    counts = lambda column: tuple(int(v) for v in sites[column])
+    site_chart = Trend("Sites with a red or an amber flag", cuts, (
+        Series("red sites (a red flag)", "red_sites", counts("red_sites"), tuple(str(v) for v in counts("red_sites"))),
+        Series("amber sites (amber, no red)", "amber_sites", counts("amber_sites"),
+               tuple(str(v) for v in counts("amber_sites"))),
+    ), "sites", integer=True)
+    computed = report.qtl_by_cut.filter(pl.col("estimate").is_not_null().any().over("qtl_id"))
+    charts = tuple(_qtl_trend(computed.filter(pl.col("qtl_id") == qtl_id), cuts)
+                   for qtl_id in computed["qtl_id"].unique(maintain_order=True))
+    blocks: list[object] = [Trends((site_chart,), per_row=2, title="Red and amber sites at each data cut")]
+    if charts:
+        blocks.append(Trends(charts, per_row=3, title="Each QTL's estimate against its limits at each data cut"))
+    missing = report.qtl_by_cut.filter(~pl.col("qtl_id").is_in(computed["qtl_id"].implode()))
+    if missing.height:
+        names = missing.unique("qtl_id", maintain_order=True)
+        blocks.append(Text("Not computed at any cut (the study lacks what they need): " + ", ".join(
+            f"{r['qtl_id']} {r['name']}" for r in names.iter_rows(named=True)) + ".", "note"))
+    if len(cuts) == 1:
+        blocks.insert(0, Text("This is the study's first data cut: each chart has one point.", "note"))
+    return Section("trends", SECTIONS["trends"],
+                   "How the study moved over its data cuts up to this one: the number of sites with a red flag, and "
+                   "with an amber flag but no red one; and each QTL's estimate with its 95% interval against its "
+                   "secondary and tolerance limits (the marks are the status: ● within limits, ▲ secondary limit "
+                   "crossed, ▲▲ tolerance limit breached). Each point is labelled with its value.", tuple(blocks))
 
 
 def _sites(report: OversightReport) -> Section:
@@ -479,7 +560,7 @@ def layout_report(report: OversightReport) -> list[Section]:
     >>> list(SECTIONS)[:3]
     ['status', 'qtl', 'heatmap']
     """
-    builders = (_status, _qtl, _heatmap, _sites, _signals, _actions, _csm, _risks, _methods)
+    builders = (_status, _qtl, _heatmap, _trends, _sites, _signals, _actions, _csm, _risks, _methods)
     return [build(report) for build in builders]
 
 

@@ -80,6 +80,12 @@ class OversightReport:
     status: StudyStatus
     qtl: pl.DataFrame
     """One row per QTL at the cut: name, estimate and interval, limits, status, previous_status, change."""
+    qtl_by_cut: pl.DataFrame
+    """Every QTL at every cut up to the report's (``Analysis.qtl``, as the dashboard's QTL page draws it):
+    qtl_id, name, cut_date, estimate, lower, upper, secondary_limit, limit, status; by QTL and cut."""
+    sites_by_cut: pl.DataFrame
+    """Per cut up to the report's: cut_date, sites (ranked), red_sites (at least one red KRI flag),
+    amber_sites (an amber flag and no red one); from ``Analysis.site_risk``."""
     kris: pl.DataFrame
     """The heatmap's columns: kri_id, name, concern, metric_unit (site-level KRIs of the analysis)."""
     heatmap: pl.DataFrame
@@ -196,6 +202,27 @@ def _qtls(analysis: Analysis, records: StoreRecords, kri_dir: Path | None) -> pl
                           limits_from=pl.when(pl.col("qtl_id").is_in(list(records.study_limits)))
                           .then(pl.lit("study")).otherwise(pl.lit("library")))
             .sort("qtl_id"))
+
+
+def _qtl_by_cut(analysis: Analysis, kri_dir: Path | None) -> pl.DataFrame:
+    names = {d.id: d.name for d in load_qtl_definitions(kri_dir)}
+    columns = ("estimate", "lower", "upper", "secondary_limit", "limit")
+    if analysis.qtl.is_empty():
+        return pl.DataFrame(schema={"qtl_id": pl.String, "name": pl.String, "cut_date": pl.Date,
+                                    **dict.fromkeys(columns, pl.Float64), "status": pl.String})
+    name = pl.col("qtl_id").replace_strict(names, default=pl.col("qtl_id")).alias("name")
+    return analysis.qtl.select("qtl_id", name, "cut_date", *columns, "status").sort("qtl_id", "cut_date")
+
+
+def _sites_by_cut(analysis: Analysis) -> pl.DataFrame:
+    """Red sites (a red flag) and amber sites (an amber flag, no red) at every cut (0 where none is ranked)."""
+    red, amber = pl.col("red").fill_null(0), pl.col("amber").fill_null(0)
+    counts = analysis.site_risk.group_by("cut_date").agg(
+        sites=pl.len().cast(pl.Int64), red_sites=(red > 0).sum().cast(pl.Int64),
+        amber_sites=((amber > 0) & (red == 0)).sum().cast(pl.Int64))
+    return (pl.DataFrame({"cut_date": analysis.cut_dates}, schema={"cut_date": pl.Date})
+            .join(counts, on="cut_date", how="left", maintain_order="left")
+            .with_columns(pl.col("sites", "red_sites", "amber_sites").fill_null(0)))
 
 
 # --- sites, KRIs and why ---------------------------------------------------------------------------
@@ -408,7 +435,8 @@ def build_report(analysis: Analysis, *, study_dir: Path, cut: date | None = None
         study_id=analysis.study_id, cut_date=cut, previous_cut=previous, cut_dates=list(analysis.cut_dates),
         generated_at=generated_at, top=top,
         status=_study_status(tables, cut_tables(study_dir, previous) if previous else None),
-        qtl=_qtls(analysis, records, kri_dir), kris=scored.select("kri_id", "name", "concern", "metric_unit"),
+        qtl=_qtls(analysis, records, kri_dir), qtl_by_cut=_qtl_by_cut(analysis, kri_dir),
+        sites_by_cut=_sites_by_cut(analysis), kris=scored.select("kri_id", "name", "concern", "metric_unit"),
         heatmap=heatmap, site_risk=site_risk, reasons=reasons.drop("strength"),
         top_sites=_top_sites(site_risk, reasons, top), signals=at_cut, signal_counts=_signal_counts(at_cut),
         actions=_actions(analysis, derived, tables, at_cut), outcomes=outcomes, outcome_summary=outcome_summary,

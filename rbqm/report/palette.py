@@ -7,8 +7,10 @@ the same ones).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 __all__ = ["FLAG_COLOURS", "FLAG_SYMBOLS", "FLAG_LABELS", "NOT_SCORED", "NOT_SCORED_COLOUR", "QTL_STATUS_COLOURS",
-           "QTL_STATUS_MARKS", "SEVERITY_COLOURS", "SEVERITY_MARKS", "text_colour"]
+           "QTL_STATUS_MARKS", "SEVERITY_COLOURS", "SEVERITY_MARKS", "TREND_STYLES", "TrendStyle", "text_colour"]
 
 FLAG_COLOURS = {-2: "#2166ac", -1: "#92c5de", 0: "#f7f7f7", 1: "#f4a582", 2: "#b2182b"}
 """Flag -> colour: blue below the others, red above, darker when red-flagged (RdBu, 5 classes)."""
@@ -28,6 +30,28 @@ QTL_STATUS_MARKS = {"within limits": "●", "secondary limit crossed": "▲", "t
 SEVERITY_COLOURS = {"amber": "#f4a582", "red": "#b2182b"}
 SEVERITY_MARKS = {"amber": "▲", "red": "▲▲"}
 """Signal severity -> colour and mark."""
+
+
+
+class TrendStyle(NamedTuple):
+    """How one series of a trend chart is drawn: colour, dash pattern (None: solid; else dash and gap
+    lengths in points), marker (circle, square, triangle or None for a plain line)."""
+
+    colour: str
+    dash: tuple[float, float] | None
+    marker: str | None
+
+
+TREND_STYLES: dict[str, TrendStyle] = {
+    "estimate": TrendStyle("#2166ac", None, "circle"),
+    "secondary_limit": TrendStyle("#e08214", (1.5, 1.5), None),
+    "tolerance_limit": TrendStyle("#b2182b", (5.0, 2.5), None),
+    "red_sites": TrendStyle("#b2182b", None, "square"),
+    "amber_sites": TrendStyle("#e08214", (5.0, 2.5), "triangle"),
+}
+"""Series kind -> style of the report's trend charts. Besides colour (RdBu's ends and an orange, as the
+dashboard's QTL chart), every series differs in dash pattern or marker and is named in the legend, and
+every point carries its value, so no reading depends on colour."""
 
 _DARK = {"#2166ac", "#b2182b"}
 

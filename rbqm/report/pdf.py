@@ -19,18 +19,21 @@ from rbqm.report.layout import (
     Section,
     Table,
     Text,
+    Trend,
+    Trends,
     header_lines,
     layout_report,
 )
 from rbqm.report.model import OversightReport
-from rbqm.report.palette import FLAG_COLOURS, FLAG_LABELS, NOT_SCORED_COLOUR, text_colour
+from rbqm.report.palette import FLAG_COLOURS, FLAG_LABELS, NOT_SCORED_COLOUR, TREND_STYLES, TrendStyle, text_colour
+from rbqm.report.trend import frame
 
 __all__ = ["render_pdf", "latin1"]
 
 _DINGBATS = {-2: "tt", -1: "t", 0: "", 1: "s", 2: "ss"}
 """Flag -> ZapfDingbats text: ``s`` is a triangle pointing up, ``t`` one pointing down."""
 _REPLACE = str.maketrans({"–": "-", "—": "-", "≥": ">=", "≤": "<=", "•": "-", "’": "'", "‘": "'", "“": '"',
-                          "”": '"', "…": "...", "▲": "^", "▼": "v", "→": "->", "≠": "!="})
+                          "”": '"', "…": "...", "▲": "^", "▼": "v", "●": "o", "→": "->", "≠": "!="})
 _ACCENT = (31, 78, 121)
 _MUTED = (95, 99, 104)
 _RULE = (208, 212, 217)
@@ -318,7 +321,118 @@ def _legend(pdf: FPDF) -> None:
     pdf.set_xy(pdf.l_margin, y + 7)
 
 
-_BLOCKS = {Table: _table, Figures: _figures, Heatmap: _heatmap, Bars: _bars, Text: _text}
+_MM_PER_PT = 0.3528
+
+
+def _pen(pdf: FPDF, style: TrendStyle, width: float = 0.45) -> None:
+    pdf.set_draw_color(*_rgb(style.colour))
+    pdf.set_line_width(width)
+    if style.dash:
+        pdf.set_dash_pattern(dash=style.dash[0] * _MM_PER_PT, gap=style.dash[1] * _MM_PER_PT)
+    else:
+        pdf.set_dash_pattern()
+
+
+def _marker(pdf: FPDF, style: TrendStyle, x: float, y: float, size: float = 1.0) -> None:
+    """A point's marker centred on (x, y): circle, square or triangle, filled, outlined in white."""
+    pdf.set_fill_color(*_rgb(style.colour))
+    pdf.set_draw_color(255, 255, 255)
+    pdf.set_line_width(0.2)
+    pdf.set_dash_pattern()
+    if style.marker == "square":
+        pdf.rect(x - 0.95 * size, y - 0.95 * size, 1.9 * size, 1.9 * size, style="DF")
+    elif style.marker == "triangle":
+        pdf.polygon([(x, y - 1.3 * size), (x - 1.2 * size, y + 0.85 * size), (x + 1.2 * size, y + 0.85 * size)],
+                    style="DF")
+    else:
+        pdf.circle(x, y, 1.0 * size, style="DF")
+
+
+def _trend(pdf: FPDF, trend: Trend, x: float, y: float, width: float, height: float) -> None:
+    """One trend chart in the box (x, y, width, height): title, legend, axis with ticks, the series."""
+    pdf.set_font("helvetica", "B", 7.5)
+    pdf.set_xy(x, y)
+    pdf.cell(width, 3.8, latin1(trend.title))
+    legend_x = x + 1
+    pdf.set_font("helvetica", "", 6)
+    for series in trend.series:
+        style = TREND_STYLES[series.style]
+        _pen(pdf, style)
+        pdf.line(legend_x, y + 6.2, legend_x + 6, y + 6.2)
+        if style.marker:
+            _marker(pdf, style, legend_x + 3, y + 6.2, 0.8)
+        text = latin1(series.name)
+        pdf.text(legend_x + 7, y + 7.1, text)
+        legend_x += 10 + pdf.get_string_width(text)
+    pdf.set_dash_pattern()
+    f = frame(trend, left=x + 9, top=y + 12, width=width - 11, height=height - 19)
+    bottom, right = f.top + f.height, f.left + f.width
+    pdf.set_line_width(0.15)
+    pdf.set_font("helvetica", "", 5.5)
+    pdf.set_text_color(*_MUTED)
+    for tick in f.ticks:
+        pdf.set_draw_color(227, 230, 234)
+        pdf.line(f.left, f.y(tick), right, f.y(tick))
+        label = f"{tick:g}"
+        pdf.text(f.left - 1 - pdf.get_string_width(label), f.y(tick) + 0.8, label)
+    pdf.set_draw_color(*_MUTED)
+    pdf.line(f.left, bottom, right, bottom)
+    for i in f.tick_cuts:
+        label = latin1(trend.cuts[i])
+        pdf.text(f.xs[i] - pdf.get_string_width(label) / 2, bottom + 3, label)
+    pdf.text(x, f.top - 2, latin1(trend.y_label))
+    pdf.set_text_color(0, 0, 0)
+    for series in trend.series:
+        style = TREND_STYLES[series.style]
+        points = [None if v is None else (px, f.y(v)) for px, v in zip(f.xs, series.values, strict=True)]
+        _pen(pdf, style)
+        run: list[tuple[float, float]] = []
+        for point in [*points, None]:
+            if point is not None:
+                run.append(point)
+            elif run:
+                if len(run) > 1:
+                    pdf.polyline(run)
+                run = []
+        pdf.set_dash_pattern()
+        for px, low, high in zip(f.xs, series.low, series.high, strict=False):
+            if low is not None and high is not None:
+                pdf.set_line_width(0.3)
+                pdf.line(px, f.y(low), px, f.y(high))
+                pdf.line(px - 0.8, f.y(low), px + 0.8, f.y(low))
+                pdf.line(px - 0.8, f.y(high), px + 0.8, f.y(high))
+        if not style.marker:
+            continue
+        pdf.set_font("helvetica", "", 5.8)
+        for i, point in enumerate(points):
+            if point is None:
+                continue
+            _marker(pdf, style, *point)
+            if series.labels and series.labels[i] and f.labelled(i):
+                pdf.text(point[0] + 1.5, point[1] - 1.5, latin1(series.labels[i]))
+    pdf.set_line_width(0.2)
+    pdf.set_draw_color(*_RULE)
+
+
+def _trends(pdf: FPDF, block: Trends) -> None:
+    gap = 7.0
+    width = (pdf.epw - gap * (block.per_row - 1)) / block.per_row
+    height = 58.0 if block.per_row >= 3 else 66.0
+    if block.title:
+        if _space_left(pdf) < height + 8:
+            pdf.add_page()
+        pdf.set_font("helvetica", "B", 10)
+        pdf.cell(0, 6, latin1(block.title), new_x="LMARGIN", new_y="NEXT")
+    for start in range(0, len(block.charts), block.per_row):
+        if _space_left(pdf) < height + 2:
+            pdf.add_page()
+        y = pdf.get_y()
+        for i, chart in enumerate(block.charts[start:start + block.per_row]):
+            _trend(pdf, chart, pdf.l_margin + i * (width + gap), y, width, height)
+        pdf.set_xy(pdf.l_margin, y + height + 3)
+
+
+_BLOCKS = {Table: _table, Figures: _figures, Heatmap: _heatmap, Bars: _bars, Text: _text, Trends: _trends}
 
 
 def render_pdf(report: OversightReport) -> bytes:
