@@ -29,6 +29,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.synth
 	$(BIN)/python -m bench.kri
+	$(BIN)/python -m bench.csm
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.dashboard
 
