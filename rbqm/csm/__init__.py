@@ -21,8 +21,10 @@ Building blocks other modules use (``rbqm.where_to_look`` names the subjects and
 finding with them): :func:`measurements` (the vs and lb results the tests read),
 :func:`subject_scores` (each subject's visit-to-visit variability, as ``low_variability`` scores it),
 :func:`subject_regularity` (each subject's visit-schedule regularity, as ``visit_regularity`` scores
-it) and :func:`holiday_calendar` (public holidays and weekend days per country, as ``visit_dates``
-uses them).
+it) and :func:`scheduled_visits` (each scheduled visit's deviation from the usual study day),
+:func:`visit_calendar` (each visit, and whether it fell on a weekend or public holiday, as
+``visit_dates`` counts them; :func:`holiday_calendar` gives the calendars) and
+:func:`impossible_dates` (the records ``date_order`` counts, each with what its date contradicts).
 """
 
 from __future__ import annotations
@@ -44,7 +46,10 @@ from rbqm.csm._means import mean_shift
 from rbqm.csm._missingness import missingness
 from rbqm.csm._rounding import rounding
 from rbqm.csm._spread import variance
-from rbqm.csm._dates import date_order, holiday_calendar, subject_regularity, visit_dates, visit_regularity
+from rbqm.csm._dates import (
+    date_order, holiday_calendar, impossible_dates, scheduled_visits, subject_regularity, visit_calendar,
+    visit_dates, visit_regularity,
+)
 from rbqm.csm._duplicates import duplicates
 from rbqm.csm._events import event_counts
 from rbqm.csm._mahalanobis import mahalanobis
@@ -55,7 +60,8 @@ __all__ = ["ALL_TESTS", "CSM_COLUMNS", "TESTS", "ae_under_reporting", "digit_pre
 __all__ += ["auto_permutations", "data_inconsistency", "kri_profile", "permute_sites"]
 __all__ += ["distribution", "mean_shift", "missingness", "proportions", "rounding", "variance"]
 __all__ += ["date_order", "duplicates", "event_counts", "mahalanobis", "visit_dates", "visit_regularity"]
-__all__ += ["holiday_calendar", "measurements", "subject_regularity", "subject_scores"]
+__all__ += ["holiday_calendar", "impossible_dates", "measurements", "scheduled_visits", "subject_regularity",
+            "subject_scores", "visit_calendar"]
 
 #: Test name (the ``test`` column) -> the study tables it needs (any one of them for vs/lb tests).
 TESTS: dict[str, tuple[tuple[str, ...], str]] = {

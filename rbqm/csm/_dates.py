@@ -19,8 +19,8 @@ from rbqm.csm._variability import _strata
 from rbqm.derive import AnalysisTables, to_date
 from rbqm.stats import tie_safe
 
-__all__ = ["DATE_CHECKS", "date_order", "holiday_calendar", "subject_regularity", "visit_dates",
-           "visit_regularity"]
+__all__ = ["DATE_CHECKS", "date_order", "holiday_calendar", "impossible_dates", "scheduled_visits",
+           "subject_regularity", "visit_calendar", "visit_dates", "visit_regularity"]
 
 #: ISO 3166-1 alpha-3 -> alpha-2 for every country the ``holidays`` package has a calendar for.
 _ALPHA2: dict[str, str] = {entry[2]: entry[1] for entry in registry.COUNTRIES.values()}
@@ -59,6 +59,60 @@ def holiday_calendar(countries: list[str], years: range) -> tuple[pl.DataFrame, 
     return (pl.DataFrame(dates, schema={"COUNTRY": pl.String, "date": pl.Date}, orient="row").unique(),
             pl.DataFrame(weekends, schema={"COUNTRY": pl.String, "weekend": pl.List(pl.Int8),
                                            "calendar": pl.Boolean}, orient="row"))
+
+
+def visit_calendar(analysis: AnalysisTables) -> pl.DataFrame:
+    """Every visit with a complete date, and whether it fell on a weekend day or a public holiday of the
+    site's country: the visits :func:`visit_dates` counts per site.
+
+    Parameters
+    ----------
+    analysis : AnalysisTables
+        From ``rbqm.derive.derive_tables``; needs ``sv``.
+
+    Returns
+    -------
+    polars.DataFrame
+        One row per visit of a subject with a site and a complete SVSTDTC (partial dates are left out):
+        ``site_id``, ``USUBJID``, ``VISITNUM``, ``VISIT``, ``COUNTRY`` (empty when unknown), ``date``,
+        ``weekend`` (a weekend day of the country's calendar; Saturday or Sunday without one),
+        ``holiday`` (a public holiday of the country), ``off`` (either) and ``calendar`` (whether the
+        ``holidays`` package knows the country). Row-free without ``sv``.
+
+    Examples
+    --------
+    >>> from rbqm.derive import derive_tables
+    >>> dm = pl.DataFrame({"STUDYID": "S", "USUBJID": ["S-1"], "SITEID": ["1"], "COUNTRY": ["FRA"],
+    ...                    "RFSTDTC": ["2024-04-29"], "ARMCD": ["A"]})
+    >>> sv = pl.DataFrame({"USUBJID": "S-1", "VISITNUM": [1.0, 2.0, 3.0], "VISIT": ["V1", "V2", "V3"],
+    ...                    "SVSTDTC": ["2024-04-30", "2024-05-01", "2024-05-04"]})
+    >>> visits = visit_calendar(derive_tables({"dm": dm, "sv": sv}, as_of=date(2024, 6, 1)))
+    >>> visits.sort("VISITNUM").select("VISIT", "weekend", "holiday", "off").rows()
+    [('V1', False, False, False), ('V2', False, True, True), ('V3', True, False, True)]
+    """
+    empty = pl.DataFrame(schema={"site_id": pl.String, "USUBJID": pl.String, "VISITNUM": pl.Float64,
+                                 "VISIT": pl.String, "COUNTRY": pl.String, "date": pl.Date,
+                                 "weekend": pl.Boolean, "holiday": pl.Boolean, "off": pl.Boolean,
+                                 "calendar": pl.Boolean})
+    if "sv" not in analysis:
+        return empty
+    visits = (analysis.with_sites("sv")
+              .select(site_id=pl.col("SITEID").cast(pl.String), USUBJID=pl.col("USUBJID"),
+                      VISITNUM=pl.col("VISITNUM").cast(pl.Float64), VISIT=pl.col("VISIT").cast(pl.String),
+                      COUNTRY=pl.col("COUNTRY").cast(pl.String), date=_full_date("SVSTDTC"))
+              .filter(pl.col("date").is_not_null() & pl.col("site_id").is_not_null())
+              .with_columns(pl.col("COUNTRY").fill_null(""))
+              .collect())
+    if visits.height == 0:
+        return empty
+    low, high = visits["date"].min().year, visits["date"].max().year
+    holiday, weekend = holiday_calendar(sorted(visits["COUNTRY"].unique()), range(low, high + 1))
+    return (visits.join(holiday.with_columns(holiday=pl.lit(True)), on=["COUNTRY", "date"], how="left")
+            .join(weekend, on="COUNTRY", how="left")
+            .with_columns(holiday=pl.col("holiday").fill_null(False),
+                          weekend=pl.col("weekend").list.contains(pl.col("date").dt.weekday().cast(pl.Int8)))
+            .with_columns(off=pl.col("weekend") | pl.col("holiday"))
+            .select(empty.columns))
 
 
 def visit_dates(analysis: AnalysisTables, *, min_visits: int = 20, study_id: str | None = None,
@@ -109,22 +163,9 @@ def visit_dates(analysis: AnalysisTables, *, min_visits: int = 20, study_id: str
     check_analysis(analysis, caller)
     check_integer(min_visits, "min_visits", caller, low=1)
     study_id, cut_date = study_stamp(analysis, study_id, cut_date)
-    if "sv" not in analysis:
+    off = visit_calendar(analysis)
+    if off.height == 0:
         return empty_findings()
-    visits = (analysis.with_sites("sv")
-              .select(site_id=pl.col("SITEID").cast(pl.String), COUNTRY=pl.col("COUNTRY").cast(pl.String),
-                      date=_full_date("SVSTDTC"))
-              .filter(pl.col("date").is_not_null() & pl.col("site_id").is_not_null())
-              .with_columns(pl.col("COUNTRY").fill_null(""))
-              .collect())
-    if visits.height == 0:
-        return empty_findings()
-    low, high = visits["date"].min().year, visits["date"].max().year
-    holiday, weekend = holiday_calendar(sorted(visits["COUNTRY"].unique()), range(low, high + 1))
-    off = (visits.join(holiday.with_columns(holiday=pl.lit(True)), on=["COUNTRY", "date"], how="left")
-           .join(weekend, on="COUNTRY", how="left")
-           .with_columns(off=pl.col("holiday").fill_null(False)
-                         | pl.col("weekend").list.contains(pl.col("date").dt.weekday().cast(pl.Int8))))
     found = (off.group_by("site_id")
              .agg(n=pl.len().cast(pl.Int64), x=pl.col("off").sum().cast(pl.Int64),
                   country=pl.col("COUNTRY").first(), calendar=pl.col("calendar").all())
@@ -143,6 +184,63 @@ def visit_dates(analysis: AnalysisTables, *, min_visits: int = 20, study_id: str
     return finish(found, test="visit_dates", study_id=study_id, cut_date=cut_date)
 
 
+def scheduled_visits(analysis: AnalysisTables) -> pl.LazyFrame:
+    """The scheduled visits of the enrolled subjects, each with its deviation from the usual study day
+    of its visit number: what :func:`subject_regularity` summarises per subject.
+
+    The study day of a visit is counted from the reference start (RFSTDTC = day 1). A visit number is
+    scheduled when at least 10 subjects had it, its median study day is after day 1 and its robust
+    SD of study days (1.4826 MAD) is at most 7 days (a follow-up visit timed from the last dose is
+    not). A visit number recorded twice counts at its earliest date.
+
+    Parameters
+    ----------
+    analysis : AnalysisTables
+        From ``rbqm.derive.derive_tables``; needs ``sv`` (complete visit dates) and dm's RFSTDTC.
+
+    Returns
+    -------
+    polars.LazyFrame
+        ``site_id``, ``USUBJID``, ``VISITNUM``, ``VISIT``, ``date`` (SVSTDTC), ``day`` (study day),
+        ``usual`` (the median study day of the visit number), ``deviation`` (day - usual),
+        ``spread`` (the visit number's robust SD of study days), ``subjects`` (how many had it) and
+        ``scaled`` (deviation / max(spread, 1 day)).
+
+    Examples
+    --------
+    >>> from datetime import timedelta
+    >>> from rbqm.derive import derive_tables
+    >>> dm = pl.DataFrame({"STUDYID": "S", "USUBJID": [f"S-{i}" for i in range(10)], "SITEID": "1",
+    ...                    "COUNTRY": "FRA", "RFSTDTC": "2024-01-01", "ARMCD": "A"})
+    >>> sv = pl.DataFrame([{"USUBJID": f"S-{i}", "VISITNUM": 2.0, "VISIT": "WEEK 2",
+    ...                     "SVSTDTC": (date(2024, 1, 15) + timedelta(days=i % 3)).isoformat()}
+    ...                    for i in range(10)])
+    >>> visits = scheduled_visits(derive_tables({"dm": dm, "sv": sv}, as_of=date(2024, 6, 1))).collect()
+    >>> visits.filter(USUBJID="S-2").select("VISIT", "date", "day", "usual", "deviation").rows()
+    [('WEEK 2', datetime.date(2024, 1, 17), 17, 16.0, 1.0)]
+    """
+    subjects = analysis["subjects"].filter(pl.col("enrolled").fill_null(False)).select(
+        "USUBJID", site_id=pl.col("SITEID").cast(pl.String), start=to_date("RFSTDTC"))
+    days = (analysis["sv"].select("USUBJID", "VISITNUM", "VISIT", visit=_full_date("SVSTDTC"))
+            .join(subjects, on="USUBJID")
+            .filter(pl.all_horizontal(pl.col("visit", "start", "site_id").is_not_null()))
+            .with_columns(day=(pl.col("visit") - pl.col("start")).dt.total_days() + 1)
+            # a visit number recorded twice counts at its earliest date (not "the first row": a join's
+            # row order is not fixed, and the choice must not change between runs)
+            .group_by("site_id", "USUBJID", "VISITNUM")
+            .agg(VISIT=pl.col("VISIT").sort_by("day").first(), date=pl.col("visit").min(),
+                 day=pl.col("day").min()))
+    usual = pl.col("day").median().over("VISITNUM")
+    spread = 1.4826 * (pl.col("day") - usual).abs().median().over("VISITNUM")
+    return (days.with_columns(deviation=pl.col("day") - usual, spread=spread,
+                              subjects=pl.len().over("VISITNUM"), usual=usual)
+            .filter((pl.col("subjects") >= _MIN_SCHEDULE_SUBJECTS) & (pl.col("usual") > 1)
+                    & (pl.col("spread") <= _MAX_SCHEDULE_SD))
+            .with_columns(scaled=pl.col("deviation") / pl.max_horizontal("spread", pl.lit(1.0)))
+            .select("site_id", "USUBJID", "VISITNUM", "VISIT", "date", "day", "usual", "deviation", "spread",
+                    "subjects", "scaled"))
+
+
 def subject_regularity(analysis: AnalysisTables, *, min_visits: int = 4,
                        min_stratum: int = 30) -> pl.DataFrame:
     """One row per enrolled subject with at least ``min_visits`` scheduled visits: site_id, USUBJID,
@@ -158,24 +256,7 @@ def subject_regularity(analysis: AnalysisTables, *, min_visits: int = 4,
     subjects with as many scheduled visits (strata pooled to ``min_stratum`` subjects, as
     :func:`rbqm.csm.low_variability` does), since a sample SD of few values tends to be smaller.
     """
-    subjects = analysis["subjects"].filter(pl.col("enrolled").fill_null(False)).select(
-        "USUBJID", site_id=pl.col("SITEID").cast(pl.String), start=to_date("RFSTDTC"))
-    days = (analysis["sv"].select("USUBJID", "VISITNUM", visit=_full_date("SVSTDTC"))
-            .join(subjects, on="USUBJID")
-            .filter(pl.all_horizontal(pl.col("visit", "start", "site_id").is_not_null()))
-            .select("site_id", "USUBJID", "VISITNUM",
-                    day=(pl.col("visit") - pl.col("start")).dt.total_days() + 1)
-            # a visit number recorded twice counts at its earliest date (not "the first row": a join's
-            # row order is not fixed, and the choice must not change between runs)
-            .group_by("site_id", "USUBJID", "VISITNUM").agg(pl.col("day").min()))
-    usual = pl.col("day").median().over("VISITNUM")
-    spread = 1.4826 * (pl.col("day") - usual).abs().median().over("VISITNUM")
-    scheduled = (days.with_columns(deviation=pl.col("day") - usual, spread=spread,
-                                   subjects=pl.len().over("VISITNUM"), usual=usual)
-                 .filter((pl.col("subjects") >= _MIN_SCHEDULE_SUBJECTS) & (pl.col("usual") > 1)
-                         & (pl.col("spread") <= _MAX_SCHEDULE_SD))
-                 .with_columns(scaled=pl.col("deviation") / pl.max_horizontal("spread", pl.lit(1.0))))
-    per = (scheduled.group_by("site_id", "USUBJID")
+    per = (scheduled_visits(analysis).group_by("site_id", "USUBJID")
            .agg(visits=pl.len().cast(pl.Int64), sd_days=pl.col("deviation").std(), sd=pl.col("scaled").std())
            .filter(pl.col("visits") >= min_visits)
            .collect())
@@ -267,39 +348,59 @@ def visit_regularity(analysis: AnalysisTables, *, min_visits: int = 4, min_subje
 
 def _subject_dates(analysis: AnalysisTables) -> pl.LazyFrame:
     return analysis["subjects"].select(
-        "USUBJID", site_id=pl.col("SITEID").cast(pl.String), consent_first=to_date("RFICDTC"),
-        start_first=to_date("RFSTDTC"), death_last=to_date("DTHDTC", impute="last"))
+        "USUBJID", "RFICDTC", "RFSTDTC", "DTHDTC", site_id=pl.col("SITEID").cast(pl.String),
+        consent_first=to_date("RFICDTC"), start_first=to_date("RFSTDTC"),
+        death_last=to_date("DTHDTC", impute="last"))
 
 
-def _records(analysis: AnalysisTables, table: str, column: str) -> pl.LazyFrame:
-    """USUBJID and the record's date both ways (earliest and latest day a partial date allows)."""
-    return analysis[table].select("USUBJID", first=to_date(column), last=to_date(column, impute="last"))
+#: Table -> how a record of it is named for a monitor (its name column and date column).
+_RECORD_NAMES: dict[str, tuple[str, str, str]] = {
+    "sv": ("visit {} on {}", "VISIT", "SVSTDTC"),
+    "ae": ("AE {} starting {}", "AEDECOD", "AESTDTC"),
+    "ex": ("dose of {} starting {}", "EXTRT", "EXSTDTC"),
+}
 
 
-def _ae_end_before_start(analysis: AnalysisTables) -> pl.LazyFrame:
-    return analysis["ae"].select(
-        "USUBJID", bad=to_date("AEENDTC", impute="last") < to_date("AESTDTC"))
+def _records(analysis: AnalysisTables, table: str, *keep: str) -> pl.LazyFrame:
+    """USUBJID, the record's date both ways (earliest and latest day a partial date allows), what the
+    record is (``record``: "visit WEEK 4 on 2024-03-01") and the ``keep`` columns."""
+    template, name, column = _RECORD_NAMES[table]
+    return analysis[table].select("USUBJID", *keep, first=to_date(column),
+                                  last=to_date(column, impute="last"),
+                                  record=pl.format(template, pl.col(name).cast(pl.String), column))
 
 
-def _dose_end_before_start(analysis: AnalysisTables) -> pl.LazyFrame:
-    return analysis["ex"].select(
-        "USUBJID", bad=to_date("EXENDTC", impute="last") < to_date("EXSTDTC"))
-
-
-def _before(table: str, column: str, reference: str) -> Callable[[AnalysisTables], pl.LazyFrame]:
-    """Records of ``table`` dated (at the latest) before the subject's ``reference`` (at the earliest)."""
+def _end_before_start(table: str, end: str) -> Callable[[AnalysisTables], pl.LazyFrame]:
+    """Records of ``table`` ending (at the latest) before they start (at the earliest)."""
     def check(analysis: AnalysisTables) -> pl.LazyFrame:
-        return (_records(analysis, table, column).join(_subject_dates(analysis), on="USUBJID")
-                .select("USUBJID", bad=pl.col("last") < pl.col(reference)))
+        return _records(analysis, table, end).select(
+            "USUBJID", "first", "record", why=pl.format("ends {}", end),
+            bad=to_date(end, impute="last") < pl.col("first"))
+    return check
+
+
+#: A subject date a record may not precede -> (its column, its name).
+_REFERENCES = {"consent_first": ("RFICDTC", "informed consent"), "start_first": ("RFSTDTC", "randomisation")}
+
+
+def _before(table: str, reference: str) -> Callable[[AnalysisTables], pl.LazyFrame]:
+    """Records of ``table`` dated (at the latest) before the subject's ``reference`` (at the earliest)."""
+    column, name = _REFERENCES[reference]
+    def check(analysis: AnalysisTables) -> pl.LazyFrame:
+        return (_records(analysis, table).join(_subject_dates(analysis), on="USUBJID")
+                .select("USUBJID", "first", "record", why=pl.format("before {} on {}", pl.lit(name), column),
+                        bad=pl.col("last") < pl.col(reference)))
     return check
 
 
 def _after_death(analysis: AnalysisTables) -> pl.LazyFrame:
     """Visits, AE onsets and doses of subjects with a death date, dated (at the earliest) after it."""
-    dead = _subject_dates(analysis).filter(pl.col("death_last").is_not_null()).select("USUBJID", "death_last")
-    sources = [("sv", "SVSTDTC"), ("ae", "AESTDTC"), ("ex", "EXSTDTC")]
-    records = pl.concat([_records(analysis, table, column) for table, column in sources if table in analysis])
-    return records.join(dead, on="USUBJID").select("USUBJID", bad=pl.col("first") > pl.col("death_last"))
+    dead = (_subject_dates(analysis).filter(pl.col("death_last").is_not_null())
+            .select("USUBJID", "DTHDTC", "death_last"))
+    records = pl.concat([_records(analysis, table) for table in _RECORD_NAMES if table in analysis])
+    return records.join(dead, on="USUBJID").select(
+        "USUBJID", "first", "record", why=pl.format("after death on {}", "DTHDTC"),
+        bad=pl.col("first") > pl.col("death_last"))
 
 
 def _after_study_end(analysis: AnalysisTables) -> pl.LazyFrame:
@@ -307,25 +408,80 @@ def _after_study_end(analysis: AnalysisTables) -> pl.LazyFrame:
     left = (pl.col("DSCAT") == "DISPOSITION EVENT") & (pl.col("DSSCAT") == "STUDY PARTICIPATION")
     end = (analysis["ds"].filter(left)
            .group_by("USUBJID").agg(end=to_date("DSSTDTC", impute="last").max()))
-    return (_records(analysis, "sv", "SVSTDTC").join(end, on="USUBJID")
-            .select("USUBJID", bad=pl.col("first") > pl.col("end")))
+    return (_records(analysis, "sv").join(end, on="USUBJID")
+            .select("USUBJID", "first", "record",
+                    why=pl.format("after the subject left the study ({})", "end"),
+                    bad=pl.col("first") > pl.col("end")))
 
 
-#: Check (the ``variable``) -> (tables it needs, the records checked, what is wrong, the check).
+#: Check (the ``variable``) -> (tables it needs, the records checked, what is wrong, the check). A check
+#: returns one row per record it checks: USUBJID, bad (null when it cannot tell), record (what it is),
+#: why (what its date contradicts) and first (its earliest possible date).
 DATE_CHECKS: dict[str, tuple[tuple[str, ...], str, str, Callable[[AnalysisTables], pl.LazyFrame]]] = {
-    "AE:END_BEFORE_START": (("ae",), "adverse events", "end before they start", _ae_end_before_start),
+    "AE:END_BEFORE_START": (("ae",), "adverse events", "end before they start",
+                            _end_before_start("ae", "AEENDTC")),
     "SV:BEFORE_CONSENT": (("sv",), "visits", "are dated before informed consent",
-                          _before("sv", "SVSTDTC", "consent_first")),
+                          _before("sv", "consent_first")),
     "EX:BEFORE_CONSENT": (("ex",), "dosing records", "start before informed consent",
-                          _before("ex", "EXSTDTC", "consent_first")),
+                          _before("ex", "consent_first")),
     "EX:BEFORE_RANDOMISATION": (("ex",), "dosing records", "start before randomisation",
-                                _before("ex", "EXSTDTC", "start_first")),
-    "EX:END_BEFORE_START": (("ex",), "dosing records", "end before they start", _dose_end_before_start),
+                                _before("ex", "start_first")),
+    "EX:END_BEFORE_START": (("ex",), "dosing records", "end before they start",
+                            _end_before_start("ex", "EXENDTC")),
     "DM:AFTER_DEATH": ((), "visits, AEs and doses of subjects who died", "are dated after death",
                        _after_death),
     "SV:AFTER_STUDY_END": (("sv", "ds"), "visits", "are dated after the subject left the study",
                            _after_study_end),
 }
+
+
+def _checks(analysis: AnalysisTables) -> dict[str, Callable[[AnalysisTables], pl.LazyFrame]]:
+    """The date checks the study's tables allow (none without any of sv, ae and ex)."""
+    if not any(table in analysis for table in _RECORD_NAMES):
+        return {}
+    return {name: check for name, (tables, _, _, check) in DATE_CHECKS.items()
+            if all(table in analysis for table in tables)}
+
+
+def impossible_dates(analysis: AnalysisTables) -> pl.DataFrame:
+    """The records whose dates are in an impossible order: the records :func:`date_order` counts.
+
+    Parameters
+    ----------
+    analysis : AnalysisTables
+        From ``rbqm.derive.derive_tables``; each check of ``DATE_CHECKS`` runs when its tables are present.
+
+    Returns
+    -------
+    polars.DataFrame
+        One row per record and check it fails, latest first (by subject within a day): ``site_id``,
+        ``USUBJID``, ``variable`` (the check, e.g. ``SV:BEFORE_CONSENT``), ``record`` (what it is and
+        its date: "visit WEEK 4 on 2024-03-01", "AE HEADACHE starting 2024-01-15"), ``why`` (what the
+        date contradicts: "before informed consent on 2024-03-05", "ends 2024-01-14") and ``date`` (the
+        record's earliest possible date).
+
+    Examples
+    --------
+    >>> from rbqm.derive import derive_tables
+    >>> dm = pl.DataFrame({"STUDYID": "S", "USUBJID": ["S-1"], "SITEID": ["1"], "COUNTRY": ["FRA"],
+    ...                    "RFICDTC": ["2024-01-05"], "RFSTDTC": ["2024-01-10"], "ARMCD": ["A"]})
+    >>> sv = pl.DataFrame({"USUBJID": "S-1", "VISITNUM": [1.0, 2.0], "VISIT": ["SCREENING", "DAY 1"],
+    ...                    "SVSTDTC": ["2024-01-02", "2024-01-10"]})
+    >>> out = impossible_dates(derive_tables({"dm": dm, "sv": sv}, as_of=date(2024, 6, 1)))
+    >>> out.select("USUBJID", "variable", "record", "why").rows()
+    [('S-1', 'SV:BEFORE_CONSENT', 'visit SCREENING on 2024-01-02', 'before informed consent on 2024-01-05')]
+    """
+    sites = analysis["subjects"].select("USUBJID", site_id=pl.col("SITEID").cast(pl.String))
+    schema = {"site_id": pl.String, "USUBJID": pl.String, "variable": pl.String, "record": pl.String,
+              "why": pl.String, "date": pl.Date}
+    found = pl.collect_all([
+        check(analysis).filter(pl.col("bad").fill_null(False)).join(sites, on="USUBJID")
+        .filter(pl.col("site_id").is_not_null())
+        .select("site_id", "USUBJID", variable=pl.lit(name), record="record", why="why", date="first")
+        for name, check in _checks(analysis).items()])
+    return (pl.concat([pl.DataFrame(schema=schema), *found], how="vertical_relaxed")
+            .sort(["date", "USUBJID", "variable", "record"], descending=[True, False, False, False],
+                  nulls_last=True))
 
 
 def date_order(analysis: AnalysisTables, *, min_records: int = 5, study_id: str | None = None,
@@ -378,8 +534,8 @@ def date_order(analysis: AnalysisTables, *, min_records: int = 5, study_id: str 
     check_integer(min_records, "min_records", caller, low=1)
     study_id, cut_date = study_stamp(analysis, study_id, cut_date)
     sites = analysis["subjects"].select("USUBJID", site_id=pl.col("SITEID").cast(pl.String))
-    checks = {name: spec for name, spec in DATE_CHECKS.items() if all(table in analysis for table in spec[0])}
-    if not any(table in analysis for table in ("sv", "ae", "ex")):
+    checks = {name: DATE_CHECKS[name] for name in _checks(analysis)}
+    if not checks:
         return empty_findings()
     counted = pl.collect_all([
         check(analysis).filter(pl.col("bad").is_not_null()).join(sites, on="USUBJID")
