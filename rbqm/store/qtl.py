@@ -34,8 +34,8 @@ from rbqm.store.errors import ConflictError, NotFoundError, StoreError
 from rbqm.store.models import BREACH_STATUSES, QtlBreach, QtlLimit, utc_now
 
 __all__ = ["BREACH_LOG_COLUMNS", "BREACH_STATUSES", "set_limit", "limit_history", "stored_limits",
-           "effective_definitions", "sync_breaches", "evaluate_breach", "sign_off_breach", "list_breaches",
-           "breach_log"]
+           "effective_definitions", "sync_breaches", "pending_breaches", "evaluate_breach", "sign_off_breach",
+           "list_breaches", "breach_log"]
 
 _BREACHED = QTL_STATUSES[2]
 
@@ -179,6 +179,28 @@ def _evidence(row: QtlBreach) -> dict[str, Any]:
             "assessed_by": row.assessed_by, "signed_off_by": row.signed_off_by}
 
 
+def _new_runs(session: Session, study_id: str, qtl_frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """The runs of :func:`_runs` that :func:`sync_breaches` opens: not recorded yet, and no earlier
+    evaluation of the QTL (recorded, or opened by an earlier run here) is still open or evaluated."""
+    known: dict[str, list[tuple[Any, str]]] = {}
+    for b in session.scalars(select(QtlBreach).where(QtlBreach.study_id == study_id)):
+        known.setdefault(b.qtl_id, []).append((b.first_cut, b.status))
+    new = []
+    for run in _runs(qtl_frame.filter(pl.col("study_id") == study_id)):
+        cut, seen = run["cut_date"], known.setdefault(run["qtl_id"], [])
+        if not any(first == cut or (status != "signed_off" and first < cut) for first, status in seen):
+            seen.append((cut, "open"))
+            new.append(run)
+    return new
+
+
+def pending_breaches(store: Store | Session, study_id: str, qtl_frame: pl.DataFrame) -> pl.DataFrame:
+    """The breaches :func:`sync_breaches` would open now, as rows of ``qtl_frame`` (the first cut of each
+    new run at "tolerance limit breached"); empty when the breach log is up to date. Writes nothing."""
+    with in_session(store, write=False) as session:
+        return pl.DataFrame(_new_runs(session, study_id, qtl_frame), schema=qtl_frame.schema)
+
+
 def sync_breaches(store: Store | Session, actor: str, study_id: str, qtl_frame: pl.DataFrame) -> list[int]:
     """Open a breach evaluation for each run of cuts at "tolerance limit breached" in ``qtl_frame``.
 
@@ -187,16 +209,11 @@ def sync_breaches(store: Store | Session, actor: str, study_id: str, qtl_frame: 
     cut, with the evidence of that cut, unless it is already recorded or an evaluation of that QTL is
     still open or evaluated (not signed off). Needs ``qtl.evaluate``. Returns the new breach ids.
     """
-    frame = qtl_frame.filter(pl.col("study_id") == study_id)
     opened = []
     with in_session(store, write=True) as session:
         authorize(session, actor, Action.QTL_EVALUATE)
-        for run in _runs(frame):
+        for run in _new_runs(session, study_id, qtl_frame):
             qtl_id, cut = run["qtl_id"], run["cut_date"]
-            existing = session.scalars(select(QtlBreach).where(QtlBreach.study_id == study_id,
-                                                               QtlBreach.qtl_id == qtl_id)).all()
-            if any(b.first_cut == cut or (b.status != "signed_off" and b.first_cut < cut) for b in existing):
-                continue
             row = QtlBreach(study_id=study_id, qtl_id=qtl_id, first_cut=cut, status="open", method=run["method"],
                             estimate=run["estimate"], lower=run["lower"], upper=run["upper"], limit=run["limit"],
                             secondary_limit=run["secondary_limit"], probability_exceed=run["probability_exceed"],
@@ -263,8 +280,8 @@ def sign_off_breach(store: Store | Session, actor: str, breach_id: int, *, reaso
         row = _breach(session, breach_id)
         if row.status != "evaluated":
             raise StoreError(f"QTL breach #{breach_id} is {row.status}: only an evaluated breach can be signed off "
-                             "(rbqm qtl evaluate first)" if row.status == "open"
-                             else f"QTL breach #{breach_id} is already signed off")
+                             "(record its evaluation first: rbqm qtl evaluate, or the QTL page)"
+                             if row.status == "open" else f"QTL breach #{breach_id} is already signed off")
         return _change(session, row, actor, Action.QTL_SIGN_OFF, reason, expected_version,
                        {"status": "signed_off", "signed_off_by": actor, "signed_off_at": utc_now()})
 

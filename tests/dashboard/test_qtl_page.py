@@ -1,20 +1,27 @@
-"""The QTL page through AppTest: P(exceed), observed minus expected, the limits' history, and changing a
-limit as a quality lead (stored with its rationale, audited, and used by the analysis at once)."""
+"""The QTL page through AppTest: P(exceed), observed minus expected, the limits' history, changing a limit
+as a quality lead (stored with its rationale, audited, and used by the analysis at once), and the breaches:
+opened from the analysis, evaluated by a central monitor, signed off by a quality lead, read only for a
+sponsor viewer, and downloaded as CSV and as the study report's section."""
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import polars as pl
 import pytest
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from rbqm.analysis import analyze_study
-from rbqm.qtl import load_qtl_definitions
+from rbqm.permissions import PermissionDenied
+from rbqm.qtl import breach_log_markdown, load_qtl_definitions, study_qtls
 from rbqm.signals import derive_signals
 from rbqm.store import list_records, open_store
-from rbqm.store.qtl import set_limit, stored_limits
+from rbqm.store.qtl import (
+    breach_log, effective_definitions, evaluate_breach, set_limit, stored_limits, sync_breaches,
+)
 
 from .conftest import sign_in
 from .test_app import plotted
@@ -23,6 +30,9 @@ from .test_pages import figure
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 PAGE = "pages/qtl.py"
 SUBMIT = "FormSubmitter:qtl_limits_form-Save limits"
+EVALUATE = "FormSubmitter:qtl_evaluate_form-Save the evaluation"
+SIGN_OFF = "FormSubmitter:qtl_sign_off_form-Sign off"
+BREACHED = "tolerance limit breached"
 LIBRARY = {d.id: d for d in load_qtl_definitions()}
 
 
@@ -194,3 +204,166 @@ def test_a_limit_set_on_the_command_line_reaches_the_signals_page(demo_dir: Path
     shown = at.dataframe[0].value
     assert sorted(s for s in shown["signal_id"] if s in set(latest["signal_id"])) == sorted(latest["signal_id"])
     assert any(target["qtl_id"] in s for s in latest["signal_id"])
+
+
+# --- Breaches ----------------------------------------------------------------------------------
+
+
+def in_store(url: str, call):
+    store = open_store(url)
+    try:
+        return call(store)
+    finally:
+        store.close()
+
+
+def breach_records(url: str) -> list[tuple[str, str, str]]:
+    """The audit trail of the breaches: (actor, action, reason), oldest first."""
+    def read(store):
+        with store.read() as session:
+            return [(r.actor, r.action, r.reason) for r in list_records(session, "ada", object_type="qtl_breach")]
+    return sorted(in_store(url, read), key=lambda r: ("open" not in r[1], r))  # the opening first
+
+
+def breach_table(at: AppTest):
+    return next(d.value for d in at.dataframe if "breach_id" in d.value.columns)
+
+
+def forms(at: AppTest) -> set[str]:
+    return {block.proto.form.form_id for block in at.get("form")}
+
+
+@pytest.fixture
+def breached(demo_dir: Path, fresh_store_url: str, analysis, target: dict) -> dict:
+    """The target QTL's study limits set (by quinn, in the store) so that every cut breaches them; returns the
+    engine's QTLs with those limits and the breach the page must open: the run's first cut and its evidence."""
+    limits = in_store(fresh_store_url, lambda s: (
+        set_limit(s, "quinn", analysis.study_id, target["qtl_id"], limit=target["tolerance"],
+                  secondary_limit=target["secondary"], expected_rate=target["expected"], rationale="tighter"),
+        stored_limits(s, analysis.study_id))[1])
+    frame = study_qtls(demo_dir / "demo", limits=limits)
+    assert frame.filter(pl.col("status") == BREACHED)["qtl_id"].unique().to_list() == [target["qtl_id"]]
+    rows = frame.filter(pl.col("qtl_id") == target["qtl_id"]).sort("cut_date")
+    assert rows["status"].to_list() == [BREACHED] * len(analysis.cut_dates)  # one run, from the first cut
+    return {"frame": frame, "limits": limits, "evidence": rows.row(0, named=True)}
+
+
+def test_a_central_monitor_opens_and_evaluates_a_breach(fresh_store_url: str, analysis, target: dict,
+                                                         breached: dict) -> None:
+    at = open_qtl("central_monitor")
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    evidence = breached["evidence"]
+    opened = [i.value for i in at.info if i.value.startswith("Opened an evaluation")]
+    assert opened == [f"Opened an evaluation for 1 new breach(es): {target['qtl_id']} at {evidence['cut_date']}."]
+    shown = breach_table(at)
+    assert shown["qtl_id"].tolist() == [target["qtl_id"]] and shown["status_shown"].tolist() == ["open"]
+    assert [d.date() for d in shown["first_cut"]] == [evidence["cut_date"]]
+    assert (shown["estimate"][0], shown["lower"][0], shown["upper"][0], shown["limit"][0]) == pytest.approx(
+        (evidence["estimate"], evidence["lower"], evidence["upper"], target["tolerance"]))
+    assert forms(at) == {"qtl_evaluate_form"}  # neither the limits nor the sign-off
+    note = next(i.value for i in at.info if "only these roles may" in i.value)
+    assert "sign one off (admin or quality lead)" in note and "evaluate a breach" not in note
+    breach = int(shown["breach_id"][0])
+    assert breach_records(fresh_store_url) == [
+        ("cleo", "qtl.breach_open", f"tolerance limit breached at cut {evidence['cut_date']}: estimate "
+                                    f"{evidence['estimate']:.4g} >= limit {target['tolerance']:.4g}")]
+
+    at.text_area(key=f"qtl_root_cause_{breach}").input("criterion 4 misread at two sites")
+    at.text_area(key=f"qtl_capa_{breach}").input("protocol clarification letter; retraining")
+    at.text_input(key=f"qtl_eval_reason_{breach}").input("evaluation meeting")
+    at.button(key=EVALUATE).click().run()  # "systemic?" left unanswered
+    assert [e.value for e in at.error] == ["Say whether the issue is systemic: it is part of the documented "
+                                           "assessment."]
+    assert len(breach_records(fresh_store_url)) == 1
+    at.radio(key=f"qtl_systemic_{breach}").set_value(True)
+    at.button(key=EVALUATE).click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert at.success[0].value == (f"Saved the evaluation of breach #{breach} ({target['qtl_id']}): systemic. "
+                                   "It awaits sign-off by a quality lead.")
+    row = breach_table(at).iloc[0]
+    assert (row["status_shown"], row["systemic_shown"], row["assessed_by"]) == ("evaluated", "yes", "cleo")
+    assert at.text_input(key=f"qtl_eval_reason_{breach}").value == ""  # cleared for the next change
+    stored = in_store(fresh_store_url, lambda s: breach_log(s, analysis.study_id)).row(0, named=True)
+    assert (stored["status"], stored["systemic"], stored["root_cause"], stored["capa"], stored["assessed_by"],
+            stored["version"]) == ("evaluated", True, "criterion 4 misread at two sites",
+                                   "protocol clarification letter; retraining", "cleo", 2)
+    assert breach_records(fresh_store_url)[1:] == [("cleo", "qtl.evaluate", "evaluation meeting")]
+
+
+def test_a_quality_lead_signs_off_only_an_evaluated_breach(fresh_store_url: str, analysis, target: dict,
+                                                           breached: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    downloads: dict[str, bytes] = {}
+    keep = MemoryMediaFileStorage.load_and_get_id
+
+    def spy(self, path_or_data, mimetype, kind, filename=None):  # what each download button offers
+        downloads[filename] = path_or_data.encode() if isinstance(path_or_data, str) else path_or_data
+        return keep(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", spy)
+    at = open_qtl("quality_lead")
+    assert not at.exception, at.exception
+    breach = int(breach_table(at)["breach_id"][0])
+    assert forms(at) == {"qtl_limits_form", "qtl_evaluate_form", "qtl_sign_off_form"}
+    at.text_input(key="qtl_sign_reason").input("QTL review board")
+    at.button(key=SIGN_OFF).click().run()
+    assert [e.value for e in at.error] == [
+        f"QTL breach #{breach} is open: only an evaluated breach can be signed off (record its evaluation first: "
+        "rbqm qtl evaluate, or the QTL page)"]
+    assert [r[:2] for r in breach_records(fresh_store_url)] == [("quinn", "qtl.breach_open")]
+
+    # a central monitor evaluates it meanwhile (on the command line): signing off what was not read is refused
+    in_store(fresh_store_url, lambda s: evaluate_breach(
+        s, "cleo", breach, systemic=False, root_cause="one site's screening log", capa="retrain site 1003",
+        reason="evaluation meeting", expected_version=1))
+    at.button(key=SIGN_OFF).click().run()
+    assert len(at.error) == 1 and "was changed by someone else" in at.error[0].value
+    assert breach_table(at)["status_shown"].tolist() == ["evaluated"]  # the page shows it now
+    at.button(key=SIGN_OFF).click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert at.success[0].value == f"Signed off breach #{breach} ({target['qtl_id']})."
+    assert breach_table(at)[["status_shown", "signed_off_by"]].values.tolist() == [["signed off", "quinn"]]
+    assert forms(at) == {"qtl_limits_form"}  # nothing left to evaluate or sign off
+    assert any("Every breach is signed off" in c.value for c in at.caption)
+    assert [r[:2] for r in breach_records(fresh_store_url)] == [
+        ("quinn", "qtl.breach_open"), ("cleo", "qtl.evaluate"), ("quinn", "qtl.sign_off")]
+    assert breach_records(fresh_store_url)[-1][2] == "QTL review board"
+
+    log = in_store(fresh_store_url, lambda s: breach_log(s, analysis.study_id))
+    definitions = in_store(fresh_store_url, lambda s: effective_definitions(s, analysis.study_id,
+                                                                            load_qtl_definitions()))
+    section = breach_log_markdown(log, definitions=definitions, study_id=analysis.study_id)
+    assert "not systemic (isolated)" in section and "**Sign-off:** quinn on" in section
+    assert any(m.value == section.strip() for m in at.markdown)  # the preview (Streamlit strips the last newline)
+    study = analysis.study_id
+    assert downloads[f"{study}-important-qtl-deviations.md"].decode() == section
+    csv = pl.read_csv(io.BytesIO(downloads[f"{study}-qtl-breaches.csv"]), schema=log.schema)
+    assert csv.equals(log)
+
+
+def test_a_sponsor_viewer_reads_the_breaches_and_gets_no_form(fresh_store_url: str, analysis, target: dict,
+                                                             breached: dict) -> None:
+    at = open_qtl("sponsor_viewer")
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    evidence = breached["evidence"]
+    assert [w.value for w in at.warning] == [
+        f"1 breach(es) in the analysis are not in the breach log yet ({target['qtl_id']} at {evidence['cut_date']}): "
+        "they are recorded when a admin or quality lead or central monitor opens this page (or with "
+        "`rbqm qtl breaches STUDY_DIR --sync`)."]
+    assert breach_records(fresh_store_url) == []  # a viewer's visit writes nothing
+
+    in_store(fresh_store_url, lambda s: sync_breaches(s, "cleo", analysis.study_id, breached["frame"]))
+    at.run()
+    assert not at.warning
+    assert breach_table(at)["status_shown"].tolist() == ["open"]
+    assert not forms(at) and not at.text_area and not at.text_input and not at.radio
+    note = next(i.value for i in at.info if "only these roles may" in i.value)
+    assert note == ("You are signed in as Sponsor viewer (read only): only these roles may evaluate a breach (admin "
+                    "or quality lead or central monitor) and sign one off (admin or quality lead); the store refuses "
+                    "the change to anyone else.")
+    assert len(at.get("download_button")) == 2
+    breach = int(breach_table(at)["breach_id"][0])
+    with pytest.raises(PermissionDenied, match="may not qtl.evaluate"):
+        in_store(fresh_store_url, lambda s: evaluate_breach(s, "sam", breach, systemic=True, root_cause="x",
+                                                            capa="y", reason="z"))

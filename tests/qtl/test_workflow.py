@@ -178,7 +178,7 @@ def test_cli_prints_every_qtl_and_runs_the_workflow(store, study, tmp_path):
     assert result.exit_code == 0, result.output
     breach = store_qtl.breach_log(store, STUDY).filter(pl.col("qtl_id") == "qtl0002")["breach_id"].item()
     result = runner.invoke(app, ["qtl", "sign-off", str(breach), "--reason", "early", *db, "--actor", LEAD])
-    assert result.exit_code == 2 and "rbqm qtl evaluate first" in result.output
+    assert result.exit_code == 2 and "record its evaluation first: rbqm qtl evaluate" in result.output
     result = runner.invoke(app, ["qtl", "evaluate", str(breach), "--not-systemic", "--root-cause", "one site",
                                  "--capa", "retrain", "--reason", "review", *db, "--actor", MONITOR])
     assert result.exit_code == 0, result.output
