@@ -14,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from scipy.special import gammaincc
+from scipy.special import gammaincc, ndtri
 
-from rbqm.csm import measurements, subject_scores
+from rbqm.csm import (
+    impossible_dates, measurements, scheduled_visits, subject_regularity, subject_scores, visit_calendar,
+)
 from rbqm.derive import AnalysisTables
 from rbqm.kri import load_definitions
 from rbqm.kri.definition import Count
@@ -225,6 +227,93 @@ def _subject_means(tables: AnalysisTables, wanted: pl.DataFrame, _: Path | None)
     return wanted.join(found, on=["site_id", "variable"]).select(list(_OUT))
 
 
+# --- Dates: visits and records -----------------------------------------------------------------
+
+
+def _off_day_visits(tables: AnalysisTables, wanted: pl.DataFrame, _: Path | None) -> pl.DataFrame:
+    """Visits dated on a weekend day or public holiday of the site's country (as ``rbqm.csm.visit_dates``
+    counts them), latest first, each with why: the weekday, the national holiday."""
+    visits = visit_calendar(tables).filter(pl.col("site_id").is_in(wanted["site_id"].implode()))
+    why = pl.concat_list(pl.when("weekend").then(pl.col("date").dt.strftime("%A")),
+                         pl.when("holiday").then(pl.format("national holiday in {}", "COUNTRY")))
+    item = pl.format("{} {} on {} ({})", "USUBJID", "VISIT", "date", why.list.drop_nulls().list.join(", "))
+    caveat = (pl.when(pl.col("calendar")).then(pl.lit(""))
+              .otherwise(pl.format("; no public holiday calendar for country '{}': weekends only",
+                                   "country")))
+    sites = (visits.sort(["date", "USUBJID", "VISITNUM"], descending=[True, False, False])
+             .group_by("site_id")
+             .agg(n=pl.len(), off=pl.col("off").sum(), calendar=pl.col("calendar").all(),
+                  country=pl.col("COUNTRY").first(), items=item.filter("off").head(SHOWN))
+             .filter(pl.col("off") > 0)
+             .select("site_id", where_to_look=pl.format(
+                 "Visits on a weekend or public holiday ({} of {} dated visits at the site{}), latest first: "
+                 "{}.", "off", "n", caveat, _joined("items"))))
+    return _per_site(wanted, sites)
+
+
+def _visit_schedule(tables: AnalysisTables, wanted: pl.DataFrame, _: Path | None) -> pl.DataFrame:
+    """When the site's subjects keep to the usual study days more tightly than the rest of the study's
+    (their mean score of ``rbqm.csm.visit_regularity`` is lower), its subjects whose scheduled visits
+    deviate least from the usual days (smallest SD, then most visits); else those who deviate most.
+    Each with its visit farthest from the usual day and the first visit dated before the one
+    scheduled before it."""
+    if "sv" not in tables:
+        return _empty()
+    scored = subject_regularity(tables)
+    if scored.height == 0:
+        return _empty()
+    # the site's direction: its mean normal score against the rest of the study's, as visit_regularity
+    score = pl.col("score")
+    scored = scored.with_columns(score=pl.Series(ndtri(scored["percentile"].to_numpy()))).with_columns(
+        tight=score.mean().over("site_id") < (score.sum() - score.sum().over("site_id"))
+        / (pl.len() - pl.len().over("site_id")),
+        rest_sd=pl.col("sd_days").median())
+    visits = (scheduled_visits(tables).filter(pl.col("site_id").is_in(wanted["site_id"].implode()))
+              .sort("USUBJID", "VISITNUM")
+              .with_columns(before=pl.col("VISIT").shift(1).over("USUBJID"),
+                            before_date=pl.col("date").shift(1).over("USUBJID")))
+    farthest = (visits.sort([pl.col("deviation").abs(), "VISITNUM"], descending=[True, False])
+                .group_by("USUBJID").first()
+                .select("USUBJID", far=pl.when(pl.col("deviation") == 0)
+                        .then(pl.lit("every visit on its usual study day"))
+                        .otherwise(pl.format("farthest {} on {}, day {} vs usual {}", "VISIT", "date", "day",
+                                             pl.col("usual").round(0).cast(pl.Int64)))))
+    swapped = (visits.filter(pl.col("date") < pl.col("before_date")).group_by("USUBJID").first()
+               .select("USUBJID", swap=pl.format("; {} on {} is dated before {} on {}", "VISIT", "date",
+                                                 "before", "before_date")))
+    item = pl.format("{} ({} scheduled visits, SD {} days; {}{})", "USUBJID", "visits",
+                     pl.col("sd_days").round(1), "far", pl.col("swap").fill_null(""))
+    sd_order = pl.when("tight").then(pl.col("sd_days")).otherwise(-pl.col("sd_days"))
+    sites = (scored.lazy().filter(pl.col("site_id").is_in(wanted["site_id"].implode()))
+             .join(farthest, on="USUBJID").join(swapped, on="USUBJID", how="left")
+             .sort([sd_order, "visits", "USUBJID"], descending=[False, True, False])
+             .group_by("site_id")
+             .agg(n=pl.len(), tight=pl.col("tight").first(), median=pl.col("sd_days").median(),
+                  rest=pl.col("rest_sd").first(), items=item.head(SHOWN))
+             .select("site_id", where_to_look=pl.format(
+                 "Subjects whose visits keep to the usual study days most {} ({} scored at the site; "
+                 "typical SD {} days from the usual day vs {} in the study): {}.",
+                 pl.when("tight").then(pl.lit("tightly")).otherwise(pl.lit("loosely")), "n",
+                 pl.col("median").round(1), pl.col("rest").round(1), _joined("items")))
+             .collect())
+    return _per_site(wanted, sites)
+
+
+def _impossible_dates(tables: AnalysisTables, wanted: pl.DataFrame, _: Path | None) -> pl.DataFrame:
+    """Per signal's site and check: the records whose dates are in an impossible order (as
+    ``rbqm.csm.date_order`` counts them), latest first, each with what its date contradicts."""
+    records = (impossible_dates(tables)
+               .filter(pl.col("site_id").is_in(wanted["site_id"].implode()))
+               .with_columns(variable=pl.col("variable").str.split(":").list.last()))
+    item = pl.format("{} {} ({})", "USUBJID", "record", "why")
+    found = (records.group_by("site_id", "variable", maintain_order=True)
+             .agg(n=pl.len(), items=item.head(SHOWN))
+             .select("site_id", "variable", where_to_look=pl.format(
+                 "Records whose dates cannot be right ({} at the site), latest first: {}.", "n",
+                 _joined("items"))))
+    return wanted.join(found, on=["site_id", "variable"]).select(list(_OUT))
+
+
 # --- Any KRI or QTL: the records its numerator counts ----------------------------------------
 
 # table -> (item template, its columns, sort column: latest first)
@@ -321,6 +410,9 @@ LOOKS: dict[str, Look] = {
     "digit_readings": _digit_readings,
     "steadiest_subjects": _steadiest_subjects,
     "subject_means": _subject_means,
+    "off_day_visits": _off_day_visits,
+    "visit_schedule": _visit_schedule,
+    "impossible_dates": _impossible_dates,
     "numerator_records": _numerator_records,
 }
 """Every ``look_at`` of actions.yaml but ``none``, and the function that computes it."""

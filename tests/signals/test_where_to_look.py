@@ -2,15 +2,18 @@
 
 Each anomaly of tests/conftest.py's trial is injected at its own site; its clean twin (same seed) differs
 only there, so the twin tells which records the anomaly made (a dropped AE, a downgraded SAE, an
-added deviation, a late page). Each anomaly gets the signal that detects it, and the suggestion's
-``where_to_look`` must name what the anomaly did, in the documented order. Implausible visit dates
-have no detecting indicator yet (so no signal and nothing to name).
+added deviation, a late page, a visit moved to a weekend). Each anomaly gets the signal that detects
+it, and the suggestion's ``where_to_look`` must name what the anomaly did, in the documented order.
+The date tests' other problems are injected into the trial's tables here: visits kept exactly to the
+schedule, visits before consent, AEs ending before they start, visits swapped out of order.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import date, timedelta
 
+import holidays
 import numpy as np
 import polars as pl
 import pytest
@@ -18,12 +21,14 @@ from scipy.stats import poisson
 
 from rbqm.actions import suggest_actions
 from rbqm.analysis import Analysis
-from rbqm.csm import CSM_COLUMNS
+from rbqm.csm import CSM_COLUMNS, date_order, visit_regularity
 from rbqm.derive import derive_tables
 from rbqm.signals import SIGNAL_COLUMNS
 from rbqm.where_to_look import LOOKS, where_to_look
 from synthetic import SynthConfig, tables_at
 from tests.conftest import ALL_ANOMALIES, PAIR
+from tests.csm.conftest import hand_study
+from tests.csm.test_dates import _visit_study
 
 CFG = SynthConfig(**PAIR, anomalies=ALL_ANOMALIES)
 SITE = {a.type: a.sites[0] for a in ALL_ANOMALIES}
@@ -40,6 +45,7 @@ DETECTED_BY = {
     "digit_preference": ("csm", "digit_preference:SYSBP"),
     "lab_calibration_shift": ("csm", "mean_shift:CREAT"),
     "excess_eligibility_violations": ("kri", "kri0014"),
+    "implausible_visit_dates": ("csm", "visit_dates:SVSTDTC"),
 }
 SUBJECT = re.compile(r"RBQM-SYN-01-\d{4}-\d{4}")
 
@@ -47,6 +53,19 @@ SUBJECT = re.compile(r"RBQM-SYN-01-\d{4}-\d{4}")
 def _signal_id(anomaly: str) -> str:
     kind, indicator = DETECTED_BY[anomaly]
     return f"{'csm:' if kind == 'csm' else ''}{indicator}@{SITE[anomaly]}"
+
+
+def _suggested(tables, signals: dict[str, str]) -> dict[str, str]:
+    """where_to_look of the suggestions for red CSM signals {signal_id: site}, by signal id."""
+    frame = pl.DataFrame([{"signal_id": sid, "study_id": "S", "cut_date": CFG.end, "kind": "csm",
+                           "indicator": sid[4:].split("@")[0], "site_id": site, "severity": "red", "state": "new",
+                           "first_cut": CFG.end, "consecutive_cuts": 1, "summary": "Flagged."}
+                          for sid, site in signals.items()], schema=SIGNAL_COLUMNS)
+    analysis = Analysis("S", [CFG.end], pl.DataFrame(), pl.DataFrame(),
+                        pl.DataFrame(schema={"site_id": pl.String, "risk_score": pl.Float64, "cut_date": pl.Date}),
+                        pl.DataFrame(), pl.DataFrame(schema=CSM_COLUMNS))
+    actions = suggest_actions(analysis, frame, tables=tables)
+    return dict(actions.unique("signal_id").select("signal_id", "where_to_look").rows())
 
 
 @pytest.fixture(scope="module")
@@ -218,3 +237,194 @@ def test_lab_shift_names_subjects_whose_results_the_shift_moved(where, raw):
              .group_by("USUBJID").agg(pl.col("LBSTRESN").mean()).sort("USUBJID")["LBSTRESN"].to_numpy()
              for i in (0, 1)]
     assert len(named) == 5 and np.all(means[0] > means[1] * 1.1)
+
+
+# --- dates ------------------------------------------------------------------------------------
+
+ALPHA2 = {"FRA": "FR", "GBR": "GB", "USA": "US", "DEU": "DE"}
+
+
+def test_visit_dates_names_the_weekend_and_holiday_visits_latest_first(where, raw):
+    """Double programmed with the holidays package: the site's visits on a Saturday, a Sunday or a
+    national holiday of its country, latest first, each with why; the twin had them on working days."""
+    injected, clean = raw
+    site = SITE["implausible_visit_dates"]
+    visits = (injected["sv"].join(injected["dm"].select("USUBJID", "SITEID", "COUNTRY"), on="USUBJID")
+              .filter(pl.col("SITEID") == site).with_columns(date=pl.col("SVSTDTC").str.to_date()))
+    country = visits["COUNTRY"][0]
+    assert visits["COUNTRY"].n_unique() == 1 and country in ALPHA2
+    calendar = holidays.country_holidays(ALPHA2[country], years=range(2023, 2028))
+    why = {row["date"]: ", ".join(([row["date"].strftime("%A")] if row["date"].weekday() >= 5 else [])
+                                  + ([f"national holiday in {country}"] if row["date"] in calendar else []))
+           for row in visits.iter_rows(named=True)}
+    off = (visits.with_columns(why=pl.col("date").replace_strict(why, return_dtype=pl.String))
+           .filter(pl.col("why") != "")
+           .sort(["date", "USUBJID", "VISITNUM"], descending=[True, False, False]))
+    items = [f"{r['USUBJID']} {r['VISIT']} on {r['date']} ({r['why']})"
+             for r in off.head(5).iter_rows(named=True)]
+    assert where[_signal_id("implausible_visit_dates")] == (
+        f"Visits on a weekend or public holiday ({off.height} of {visits.height} dated visits at the site), "
+        f"latest first: {'; '.join(items)}.")
+    twin = off.head(5).select("USUBJID", "VISITNUM").join(clean["sv"], on=["USUBJID", "VISITNUM"])
+    assert twin.height == 5
+    assert all(d.weekday() < 5 and d not in calendar for d in twin["SVSTDTC"].str.to_date())
+
+
+def test_off_day_visits_say_why_each_visit_is_off():
+    study = _visit_study({
+        # May Day (a Wednesday), a Saturday, a Tuesday, Bastille Day 2024 (a Sunday)
+        "A": ("FRA", ["2024-05-01", "2024-05-04", "2024-05-07", "2024-07-14"]),
+        # no calendar for Kosovo: Christmas is a working day, the Saturday is not
+        "X": ("XKX", ["2024-12-25", "2024-12-28"]),
+        "N": ("FRA", ["2024-05-07"]),                                   # nothing off: no sentence
+    })
+    wanted = pl.DataFrame({"signal_id": ["a", "x", "n"], "site_id": ["A", "X", "N"],
+                           "indicator": "visit_dates:SVSTDTC", "variable": "SVSTDTC",
+                           "look_at": "off_day_visits"})
+    assert dict(where_to_look(study, wanted).rows()) == {
+        "a": "Visits on a weekend or public holiday (3 of 4 dated visits at the site), latest first: "
+             "A-1 V4 on 2024-07-14 (Sunday, national holiday in FRA); A-1 V2 on 2024-05-04 (Saturday); "
+             "A-1 V1 on 2024-05-01 (national holiday in FRA).",
+        "x": "Visits on a weekend or public holiday (1 of 2 dated visits at the site; no public holiday "
+             "calendar for country 'XKX': weekends only), latest first: X-1 V2 on 2024-12-28 (Saturday).",
+    }
+
+
+EXACT, BEFORE_CONSENT, AE_ORDER = "1013", "1015", "1016"
+
+
+@pytest.fixture(scope="module")
+def dated(raw):
+    """The trial's tables with three date problems injected: at 1013 every visit after day 1 within two
+    weeks of the study's median day for its visit number (and before the subject's last contact) moved
+    onto it; at 1015 six subjects' screening visit 3 days before their consent; at 1016 six AEs ending
+    2 days before they start."""
+    injected = raw[0]
+    dm = injected["dm"].select("USUBJID", "SITEID", "RFICDTC", start=pl.col("RFSTDTC").str.to_date(),
+                               end=pl.col("RFENDTC").str.to_date())
+    sv = injected["sv"].join(dm, on="USUBJID", how="left").with_columns(
+        day=(pl.col("SVSTDTC").str.to_date() - pl.col("start")).dt.total_days())
+    usual = pl.col("day").median().over("VISITNUM").cast(pl.Int64)
+    moved = pl.col("start") + pl.duration(days=usual)
+    on_schedule = ((pl.col("SITEID") == EXACT) & (pl.col("VISITNUM") > 2)
+                   & ((pl.col("day") - usual).abs() <= 14) & (pl.col("end").is_null() | (moved <= pl.col("end"))))
+    consent = pl.col("RFICDTC").str.to_date()
+    early = (sv.filter(pl.col("SITEID") == BEFORE_CONSENT, pl.col("VISIT") == "SCREENING")
+             .sort("USUBJID").head(6)["USUBJID"])
+    sv = sv.with_columns(SVSTDTC=pl.when(on_schedule).then(moved.dt.to_string())
+                         .when(pl.col("USUBJID").is_in(early.implode()) & (pl.col("VISIT") == "SCREENING"))
+                         .then((consent - pl.duration(days=3)).dt.to_string())
+                         .otherwise("SVSTDTC")).select(injected["sv"].columns)
+    ae = (injected["ae"].join(dm.select("USUBJID", "SITEID"), on="USUBJID")
+          .filter(pl.col("SITEID") == AE_ORDER))
+    backwards = ae.sort("USUBJID", "AESEQ").head(6).select("USUBJID", "AESEQ", wrong=(
+        pl.col("AESTDTC").str.to_date() - pl.duration(days=2)).dt.to_string())
+    ae = (injected["ae"].join(backwards, on=["USUBJID", "AESEQ"], how="left")
+          .with_columns(AEENDTC=pl.coalesce("wrong", "AEENDTC")).select(injected["ae"].columns))
+    return derive_tables({**injected, "sv": sv, "ae": ae}, as_of=CFG.end), early, backwards.lazy()
+
+
+@pytest.fixture(scope="module")
+def dated_where(dated) -> dict[str, str]:
+    return _suggested(dated[0], {f"csm:visit_regularity:SVSTDTC@{EXACT}": EXACT,
+                                 f"csm:date_order:BEFORE_CONSENT@{BEFORE_CONSENT}": BEFORE_CONSENT,
+                                 f"csm:date_order:END_BEFORE_START@{AE_ORDER}": AE_ORDER})
+
+
+def test_the_injected_date_problems_are_csm_findings(dated):
+    tables = dated[0]
+    regular = visit_regularity(tables).filter(pl.col("site_id") == EXACT).row(0, named=True)
+    assert regular["statistic"] < 0 and regular["q_value"] < 0.01
+    order = date_order(tables).filter(pl.col("statistic") > 0)
+    assert {(r["variable"], r["site_id"]): r["statistic"] for r in order.iter_rows(named=True)} == {
+        ("SV:BEFORE_CONSENT", BEFORE_CONSENT): 6, ("AE:END_BEFORE_START", AE_ORDER): 6}
+    assert order["q_value"].max() < 0.05
+
+
+def test_visit_schedule_names_the_subjects_kept_exactly_to_it(dated, dated_where):
+    """At 1013 every scheduled visit is on its usual day: the subjects with the most visits come first."""
+    tables = dated[0]
+    text = dated_where[f"csm:visit_regularity:SVSTDTC@{EXACT}"]
+    assert text.startswith("Subjects whose visits keep to the usual study days most tightly (")
+    assert "typical SD 0.0 days from the usual day" in text
+    enrolled = (tables["subjects"].filter(pl.col("enrolled"), pl.col("SITEID") == EXACT)
+                .select("USUBJID", "RFSTDTC"))
+    day = (pl.col("SVSTDTC").str.to_date() - pl.col("RFSTDTC").str.to_date()).dt.total_days()
+    counts = (tables["sv"].join(enrolled, on="USUBJID").filter(pl.col("VISITNUM") > 2)
+              .join(tables["sv"].join(tables["subjects"].filter("enrolled"), on="USUBJID")
+                    .group_by("VISITNUM").agg(usual=day.median()), on="VISITNUM")
+              .group_by("USUBJID").agg(n=pl.len(), exact=(day == pl.col("usual")).all())
+              .filter(pl.col("exact"), pl.col("n") >= 4)            # those with a far follow-up are not exact
+              .sort(["n", "USUBJID"], descending=[True, False]).head(5).collect())
+    assert counts.height == 5
+    named = re.findall(rf"({SUBJECT.pattern}) \((\d+) scheduled visits, SD ([\d.]+) days; ([^)]+)\)", text)
+    assert named == [(u, str(n), "0.0", "every visit on its usual study day") for u, n, _ in counts.rows()]
+
+
+def _schedule(*, exact: str, swapped: dict[str, tuple[int, int]]):
+    """Sites A-H, 8 subjects each: day 1, six visits at days 15, 29, 57, 85, 113, 141 with +-2 days of
+    noise (none at ``exact``) and a follow-up at a day that varies by months; ``swapped`` subjects have
+    two visits' dates exchanged (visit indices into the list)."""
+    rng = np.random.default_rng(6)
+    start, planned = date(2024, 1, 2), [15, 29, 57, 85, 113, 141]
+    subjects = {}
+    for site in "ABCDEFGH":
+        for k in range(8):
+            noise = np.zeros(6, int) if site == exact else np.round(rng.normal(0, 2, 6)).astype(int)
+            follow_up = int(rng.integers(170, 330))
+            days = [1] + [p + int(n) for p, n in zip(planned, noise, strict=True)] + [follow_up]
+            if (i_j := swapped.get(f"{site}-{k}")) is not None:
+                days[i_j[0]], days[i_j[1]] = days[i_j[1]], days[i_j[0]]
+            subjects[f"{site}-{k}"] = (site, [(start + timedelta(days=d - 1)).isoformat() for d in days], [])
+    return hand_study(subjects)
+
+
+def test_visit_schedule_names_the_loosest_subjects_and_visits_out_of_order():
+    """Site C's two subjects with visits 4 and 5 (days 57 and 85) swapped come first, each with the
+    visit dated before the one scheduled before it; site E (exact) is named the other way round."""
+    study = _schedule(exact="E", swapped={"C-3": (3, 4), "C-6": (3, 4)})
+    wanted = pl.DataFrame({"signal_id": ["c", "e"], "site_id": ["C", "E"], "variable": "SVSTDTC",
+                           "indicator": "visit_regularity:SVSTDTC", "look_at": "visit_schedule"})
+    texts = dict(where_to_look(study, wanted).rows())
+    assert texts["e"].startswith("Subjects whose visits keep to the usual study days most tightly (8 scored "
+                                 "at the site; typical SD 0.0 days")
+    exact = "every visit on its usual study day"
+    assert _items(texts["e"]) == [(f"E-{k}", "6", "0.0", exact) for k in range(5)]
+    # double programmed: deviations from each visit's median day across the study; SD per subject
+    sv = study["sv"].join(study["subjects"].select("USUBJID", "RFSTDTC"), on="USUBJID").filter(
+        pl.col("VISITNUM").is_between(2, 7)).with_columns(
+        day=(pl.col("SVSTDTC").str.to_date() - pl.col("RFSTDTC").str.to_date()).dt.total_days() + 1).collect()
+    sv = sv.with_columns(deviation=pl.col("day") - pl.col("day").median().over("VISITNUM"))
+    sd = (sv.filter(pl.col("USUBJID").str.starts_with("C")).group_by("USUBJID")
+          .agg(pl.col("deviation").std()).sort(["deviation", "USUBJID"], descending=[True, False]).head(5))
+    items = _items(texts["c"])
+    assert texts["c"].startswith("Subjects whose visits keep to the usual study days most loosely (8 scored")
+    assert [(u, v, s) for u, v, s, _ in items] == [(u, "6", f"{d:.1f}") for u, d in sd.rows()]
+    assert {u for u, *_ in items[:2]} == {"C-3", "C-6"}
+    for subject in ("C-3", "C-6"):
+        visit = dict(sv.filter(pl.col("USUBJID") == subject).select("VISIT", "SVSTDTC").rows())
+        assert f"; V5 on {visit['V5']} is dated before V4 on {visit['V4']})" in texts["c"]
+    assert texts["c"].count("is dated before") == 2  # the others are in order
+
+
+def _items(text: str) -> list[tuple[str, str, str, str]]:
+    """(subject, visits, SD, the rest) of each subject a visit_schedule sentence names."""
+    return re.findall(r"([A-Z]-\d|RBQM-SYN-01-\d{4}-\d{4}) \((\d+) scheduled visits, SD ([\d.]+) days; "
+                      r"([^;)]+)", text)
+
+
+def test_date_order_names_the_records_and_what_their_dates_contradict(dated, dated_where):
+    tables, early, backwards = dated
+    text = dated_where[f"csm:date_order:BEFORE_CONSENT@{BEFORE_CONSENT}"]
+    visits = (tables["sv"].filter(pl.col("USUBJID").is_in(early.implode()), pl.col("VISIT") == "SCREENING")
+              .join(tables["subjects"].select("USUBJID", "RFICDTC"), on="USUBJID")
+              .sort(["SVSTDTC", "USUBJID"], descending=[True, False]).head(5).collect())
+    assert text == ("Records whose dates cannot be right (6 at the site), latest first: " + "; ".join(
+        f"{r['USUBJID']} visit SCREENING on {r['SVSTDTC']} (before informed consent on {r['RFICDTC']})"
+        for r in visits.iter_rows(named=True)) + ".")
+    text = dated_where[f"csm:date_order:END_BEFORE_START@{AE_ORDER}"]
+    aes = (tables["ae"].join(backwards.select("USUBJID", "AESEQ"), on=["USUBJID", "AESEQ"])
+           .sort(["AESTDTC", "USUBJID"], descending=[True, False]).head(5).collect())
+    assert text == ("Records whose dates cannot be right (6 at the site), latest first: " + "; ".join(
+        f"{r['USUBJID']} AE {r['AEDECOD']} starting {r['AESTDTC']} (ends {r['AEENDTC']})"
+        for r in aes.iter_rows(named=True)) + ".")
