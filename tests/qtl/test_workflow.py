@@ -1,37 +1,29 @@
 """The QTL workflow: a study's own limits (audited, with history and permissions), breach evaluations
-across synthetic cuts, the breach log (CSV and report section) and ``rbqm qtl``."""
+across synthetic cuts, the breach log (CSV and report section) and ``rbqm qtl``; on SQLite and on
+PostgreSQL (the ``store`` fixture of tests/store, reused by tests/qtl/conftest.py)."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import polars as pl
 import pytest
-from argon2 import PasswordHasher, profiles
 from typer.testing import CliRunner
 
 from rbqm.analysis import analyze_study
 from rbqm.cli import app
-from rbqm.permissions import PermissionDenied, Role
-from rbqm.qtl import breach_log_csv, breach_log_markdown, load_qtl_definitions, qtl_trend, study_qtls
-from rbqm.store import ConflictError, StoreError, open_store, passwords, users
+from rbqm.permissions import PermissionDenied
+from rbqm.qtl import (
+    QTL_RESULT_COLUMNS, breach_log_csv, breach_log_markdown, load_qtl_definitions, qtl_trend, study_qtls,
+)
+from rbqm.store import ConflictError, StoreError
 from rbqm.store import qtl as store_qtl
-from rbqm.store.audit import check_chain
+from rbqm.store.audit import check_chain, list_records
 from synthetic import AnomalySpec, SynthConfig, generate_study
+from tests.store.conftest import ADMIN, LEAD, MONITOR, VIEWER
 
-PEOPLE = {Role.ADMIN: "ada", Role.QUALITY_LEAD: "quinn", Role.CENTRAL_MONITOR: "monty",
-          Role.SPONSOR_VIEWER: "vera"}
-ADMIN, LEAD, MONITOR, VIEWER = PEOPLE.values()
 STUDY = "RBQM-SYN-01"
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.setattr(passwords, "_HASHER", PasswordHasher.from_parameters(profiles.CHEAPEST))
-    opened = open_store(f"sqlite:///{tmp_path / 'rbqm.db'}")
-    with opened.write() as session:
-        for role, name in PEOPLE.items():
-            users.add_user(session, ADMIN, name, role=role, password=f"Tr0ub4dor&3-{name}-horse", reason="test")
-    yield opened
-    opened.close()
+pytestmark = pytest.mark.usefixtures("people")  # every test: a store of each backend, one account per role
 
 
 @pytest.fixture(scope="module")
@@ -100,9 +92,12 @@ def test_status_over_cuts_and_the_breach_workflow(store, study, tmp_path):
     assert eligibility["change"].to_list() == ["first", "same", "same", "same"]
     assert trend.filter(pl.col("qtl_id") == "qtl0004")["change"].to_list()[:2] == ["first", "worse"]
 
+    pending = store_qtl.pending_breaches(store, STUDY, analysis.qtl)
     opened = store_qtl.sync_breaches(store, MONITOR, STUDY, analysis.qtl)
     log = store_qtl.breach_log(store, STUDY)
     assert "qtl0002" in log["qtl_id"].to_list() and len(opened) == log.height
+    assert sorted(zip(pending["qtl_id"], pending["cut_date"])) == sorted(zip(log["qtl_id"], log["first_cut"]))
+    assert store_qtl.pending_breaches(store, STUDY, analysis.qtl).is_empty()
     row = log.filter(pl.col("qtl_id") == "qtl0002").row(0, named=True)
     assert (row["status"], row["first_cut"]) == ("open", analysis.cut_dates[0])
     first = analysis.qtl.filter(pl.col("qtl_id") == "qtl0002", pl.col("cut_date") == analysis.cut_dates[0])
@@ -137,6 +132,50 @@ def test_status_over_cuts_and_the_breach_workflow(store, study, tmp_path):
     assert "Eligibility violations (qtl0002)" in text
     assert "eligibility criterion 4 misread at three sites" in text and "retraining of sites 1001-1003" in text
     assert "systemic; assessed by monty" in text and f"**Sign-off:** {LEAD} on" in text
+
+
+def _cuts_frame(statuses: dict[str, str], study_id: str = STUDY) -> pl.DataFrame:
+    """compute_qtls' rows at four monthly cuts: per QTL, one letter a cut (W within, S secondary, B breached);
+    the estimate at cut k is 0.1 k, so each cut's evidence is recognisable."""
+    names = {"W": "within limits", "S": "secondary limit crossed", "B": "tolerance limit breached"}
+    return pl.DataFrame([
+        {"study_id": study_id, "cut_date": date(2025, k, 1), "qtl_id": qtl_id, "numerator": 10.0 * k,
+         "denominator": 100.0, "estimate": 0.1 * k, "lower": 0.05 * k, "upper": 0.15 * k, "limit": 0.25,
+         "secondary_limit": 0.2, "status": names[letter], "probability_exceed": 0.9, "method": "proportion_exact",
+         "note": None}
+        for qtl_id, letters in statuses.items() for k, letter in enumerate(letters, 1)], schema=QTL_RESULT_COLUMNS)
+
+
+def test_a_breach_that_recovers_and_returns_opens_again_only_after_sign_off(store):
+    frame = pl.concat([_cuts_frame({"qtl0001": "BBWB", "qtl0003": "WSBB", "qtl0006": "WSSW"}),
+                       _cuts_frame({"qtl0001": "BBBB"}, study_id="OTHER")])  # another study: ignored
+    pending = store_qtl.pending_breaches(store, STUDY, frame)
+    # qtl0001's second run (cut 4) waits while the evaluation of its first run (cut 1) is not signed off
+    assert pending.select("qtl_id", "cut_date", "estimate").rows() == [
+        ("qtl0001", date(2025, 1, 1), pytest.approx(0.1)), ("qtl0003", date(2025, 3, 1), pytest.approx(0.3))]
+    with pytest.raises(PermissionDenied, match="may not qtl.evaluate"):
+        store_qtl.sync_breaches(store, VIEWER, STUDY, frame)
+    assert store_qtl.breach_log(store, STUDY).is_empty()
+    first, third = store_qtl.sync_breaches(store, MONITOR, STUDY, frame)
+    assert store_qtl.sync_breaches(store, MONITOR, STUDY, frame) == []
+    assert store_qtl.pending_breaches(store, STUDY, frame).is_empty()
+
+    store_qtl.evaluate_breach(store, MONITOR, first, systemic=False, root_cause="one site", capa="retrain",
+                              reason="meeting")
+    assert store_qtl.pending_breaches(store, STUDY, frame).is_empty()  # evaluated is not closed
+    store_qtl.sign_off_breach(store, LEAD, first, reason="board")
+    again = store_qtl.pending_breaches(store, STUDY, frame)
+    assert again.select("qtl_id", "cut_date", "estimate").rows() == [("qtl0001", date(2025, 4, 1), pytest.approx(0.4))]
+    (fourth,) = store_qtl.sync_breaches(store, MONITOR, STUDY, frame)
+    log = store_qtl.breach_log(store, STUDY)
+    assert log.select("breach_id", "qtl_id", "first_cut", "status").rows() == [
+        (first, "qtl0001", date(2025, 1, 1), "signed_off"), (third, "qtl0003", date(2025, 3, 1), "open"),
+        (fourth, "qtl0001", date(2025, 4, 1), "open")]
+    assert log["estimate"].to_list() == pytest.approx([0.1, 0.3, 0.4])
+    with store.read() as session:
+        opened = [(r.actor, r.object_id) for r in list_records(session, ADMIN, object_type="qtl_breach")
+                  if r.action == "qtl.breach_open"]
+    assert sorted(opened) == sorted((MONITOR, str(b)) for b in (first, third, fourth))
 
 
 def test_stored_limits_change_the_status(store, study):
