@@ -309,3 +309,42 @@ def test_quality_lead_changes_a_limit_and_a_sponsor_viewer_may_not(chromium: Pat
             page.screenshot(path=QTL_READ_ONLY_SCREENSHOT, full_page=True)
         finally:
             browser.close()
+
+
+REPORT_SCREENSHOT = SCREENSHOT.parent / "report.png"
+
+
+def test_oversight_report_exports_html_and_pdf(chromium: Path, generated_dashboard_url: str,
+                                               generated_data_dir: Path, tmp_path: Path) -> None:
+    """On the Oversight report page: build the report, then download the HTML and the PDF as a user does."""
+    import polars as pl
+
+    study_id = pl.read_parquet(generated_data_dir / "demo" / "dm.parquet")["STUDYID"][0]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT, accept_downloads=True)
+            page.goto(generated_dashboard_url)
+            sign_in(page)
+            open_menu_page(page, "Oversight report")
+            page.get_by_role("button", name="Build the report").click()
+            expect(page.get_by_text("is ready")).to_be_visible(timeout=WAIT_MS)
+            files = {}
+            for label, suffix in (("Download HTML", ".html"), ("Download PDF", ".pdf")):
+                with page.expect_download(timeout=WAIT_MS) as started:
+                    page.get_by_role("button", name=label).click()
+                download = started.value
+                name = download.suggested_filename
+                assert re.fullmatch(rf"oversight-{re.escape(study_id)}-\d{{4}}-\d{{2}}-\d{{2}}{re.escape(suffix)}", name), name
+                saved = tmp_path / name
+                download.save_as(saved)
+                files[suffix] = saved.read_bytes()
+            assert all(len(data) > 0 for data in files.values())
+            html = files[".html"].decode("utf-8")
+            assert html.startswith("<!DOCTYPE html>") and study_id in html and "Trends over the data cuts" in html
+            assert files[".pdf"].startswith(b"%PDF") and files[".pdf"].rstrip().endswith(b"%%EOF")
+            show_whole_page(page)
+            page.screenshot(path=REPORT_SCREENSHOT, full_page=True)
+            expect(page.get_by_test_id("stException")).to_have_count(0)
+        finally:
+            browser.close()
