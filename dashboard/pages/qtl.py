@@ -253,7 +253,7 @@ if opened:
     st.info(f"Opened an evaluation for {len(opened)} new breach(es): "
             f"{', '.join(f'{q} at {c}' for q, c in zip(pending['qtl_id'], pending['cut_date'], strict=True))}.",
             icon=":material/flag:")
-elif pending.height:  # a role that may not open them: say what is missing from the log, and who records it
+elif pending.height and not may(Action.QTL_EVALUATE):  # say what is missing from the log, and who records it
     st.warning(f"{pending.height} breach(es) in the analysis are not in the breach log yet "
                f"({', '.join(f'{q} at {c}' for q, c in zip(pending['qtl_id'], pending['cut_date'], strict=True))}): "
                f"they are recorded when a {_who(Action.QTL_EVALUATE)} opens this page (or with "
