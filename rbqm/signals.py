@@ -7,7 +7,7 @@ cut, named by ``signal_id``:
 
 * ``kri0010@1003``: KRI ``kri0010`` at site 1003;
 * ``qtl0002@study``: QTL ``qtl0002`` (study level);
-* ``csm:digit_preference:SYSBP@1010``: a CSM test on a variable (code without its domain) at a site.
+* ``csm:digit_preference:VS:SYSBP@1010``: a CSM test on a variable (as in the ``csm`` table, domain included) at a site.
 
 :func:`derive_signals` returns one row per signal and cut at which it is flagged, plus one
 ``resolved`` row at the first cut at which a signal flagged at the previous cut is not.
@@ -91,7 +91,7 @@ def _csm_flags(csm: pl.DataFrame) -> pl.DataFrame:
     q = pl.col("q_value")
     return csm.select(
         "study_id", "cut_date", kind=pl.lit("csm"),
-        indicator=pl.concat_str(pl.col("test"), pl.lit(":"), pl.col("variable").str.split(":").list.last()),
+        indicator=pl.concat_str(pl.col("test"), pl.lit(":"), pl.col("variable")),  # the whole variable: SV:X and EX:X differ
         site_id=pl.col("site_id"),
         level=pl.when(q < CSM_RED).then(2).when(q < CSM_ALPHA).then(1).otherwise(0).cast(pl.Int64),
         strength=-q.cast(pl.Float64).log10(),

@@ -87,14 +87,14 @@ def test_csm_and_qtl_margins():
     analysis = _analysis(csm={"7": [0.004, 0.003, 0.0095], "8": [0.004, 0.0004, 0.0003]},
                          qtl=[(0.21, "tolerance limit breached"), (0.26, "tolerance limit breached"),
                               (0.235, "tolerance limit breached")])
-    out = signal_outcomes(analysis, _baselines(("csm:digit_preference:SYSBP@7", CUTS[0]),
-                                               ("csm:digit_preference:SYSBP@8", CUTS[0]),
+    out = signal_outcomes(analysis, _baselines(("csm:digit_preference:VS:SYSBP@7", CUTS[0]),
+                                               ("csm:digit_preference:VS:SYSBP@8", CUTS[0]),
                                                ("qtl0001@study", CUTS[0]), ("qtl0001@study", CUTS[0])))
     rows = {r["signal_id"]: r for r in out.iter_rows(named=True)}
     # q 0.004 -> 0.0095: red both, -log10 q moved 2.398 -> 2.022 (0.38 < 1): unchanged
-    assert rows["csm:digit_preference:SYSBP@7"]["outcome"] == "unchanged"
+    assert rows["csm:digit_preference:VS:SYSBP@7"]["outcome"] == "unchanged"
     # q 0.004 -> 0.0003: -log10 q 2.398 -> 3.523, away from normal by 1.12 >= 1: worsened
-    eight = rows["csm:digit_preference:SYSBP@8"]
+    eight = rows["csm:digit_preference:VS:SYSBP@8"]
     assert eight["outcome"] == "worsened" and eight["strength"] == pytest.approx(-math.log10(0.0003))
     # estimate / limit 1.05 -> 1.175: moved 0.125 >= 0.1 away: worsened
     assert rows["qtl0001@study"]["outcome"] == "worsened"

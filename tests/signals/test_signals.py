@@ -55,5 +55,22 @@ def test_every_state_and_resolved_once():
 
 def test_csm_threshold_and_id():
     out = derive_signals(_analysis([0, 0, 0], [0.2, 0.03, 0.004])).sort("cut_date")
-    assert out["signal_id"].unique().to_list() == ["csm:digit_preference:SYSBP@7"]
+    assert out["signal_id"].unique().to_list() == ["csm:digit_preference:VS:SYSBP@7"]
     assert out.select("severity", "state").rows() == [("amber", "new"), ("red", "escalated")]
+
+
+def test_the_same_check_in_two_domains_gives_two_signals():
+    """date_order checks visits (SV) and dosing (EX) before consent under one name: two signals, not one."""
+    cut = date(2025, 1, 1)
+    csm = pl.DataFrame({"study_id": "S", "cut_date": cut, "site_id": "7", "test": "date_order",
+                        "variable": ["SV:BEFORE_CONSENT", "EX:BEFORE_CONSENT"], "statistic": 1.0,
+                        "p_value": 0.001, "q_value": 0.001, "effect": 0.1,
+                        "description": ["Visits before consent.", "Doses before consent."]}, schema=CSM_COLUMNS)
+    analysis = Analysis("S", [cut], pl.DataFrame(schema={"study_id": pl.String, "cut_date": pl.Date,
+                                                         "level": pl.String, "group_id": pl.String,
+                                                         "kri_id": pl.String, "score": pl.Float64,
+                                                         "flag": pl.Int8}),
+                        pl.DataFrame(), pl.DataFrame(), pl.DataFrame(), csm)
+    out = derive_signals(analysis)
+    assert sorted(out["signal_id"]) == ["csm:date_order:EX:BEFORE_CONSENT@7", "csm:date_order:SV:BEFORE_CONSENT@7"]
+    assert out["state"].to_list() == ["new", "new"]

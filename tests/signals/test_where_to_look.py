@@ -326,9 +326,9 @@ def dated(raw):
 
 @pytest.fixture(scope="module")
 def dated_where(dated) -> dict[str, str]:
-    return _suggested(dated[0], {f"csm:visit_regularity:SVSTDTC@{EXACT}": EXACT,
-                                 f"csm:date_order:BEFORE_CONSENT@{BEFORE_CONSENT}": BEFORE_CONSENT,
-                                 f"csm:date_order:END_BEFORE_START@{AE_ORDER}": AE_ORDER})
+    return _suggested(dated[0], {f"csm:visit_regularity:SV:SVSTDTC@{EXACT}": EXACT,
+                                 f"csm:date_order:SV:BEFORE_CONSENT@{BEFORE_CONSENT}": BEFORE_CONSENT,
+                                 f"csm:date_order:AE:END_BEFORE_START@{AE_ORDER}": AE_ORDER})
 
 
 def test_the_injected_date_problems_are_csm_findings(dated):
@@ -344,7 +344,7 @@ def test_the_injected_date_problems_are_csm_findings(dated):
 def test_visit_schedule_names_the_subjects_kept_exactly_to_it(dated, dated_where):
     """At 1013 every scheduled visit is on its usual day: the subjects with the most visits come first."""
     tables = dated[0]
-    text = dated_where[f"csm:visit_regularity:SVSTDTC@{EXACT}"]
+    text = dated_where[f"csm:visit_regularity:SV:SVSTDTC@{EXACT}"]
     assert text.startswith("Subjects whose visits keep to the usual study days most tightly (")
     assert "typical SD 0.0 days from the usual day" in text
     enrolled = (tables["subjects"].filter(pl.col("enrolled"), pl.col("SITEID") == EXACT)
@@ -415,14 +415,14 @@ def _items(text: str) -> list[tuple[str, str, str, str]]:
 
 def test_date_order_names_the_records_and_what_their_dates_contradict(dated, dated_where):
     tables, early, backwards = dated
-    text = dated_where[f"csm:date_order:BEFORE_CONSENT@{BEFORE_CONSENT}"]
+    text = dated_where[f"csm:date_order:SV:BEFORE_CONSENT@{BEFORE_CONSENT}"]
     visits = (tables["sv"].filter(pl.col("USUBJID").is_in(early.implode()), pl.col("VISIT") == "SCREENING")
               .join(tables["subjects"].select("USUBJID", "RFICDTC"), on="USUBJID")
               .sort(["SVSTDTC", "USUBJID"], descending=[True, False]).head(5).collect())
     assert text == ("Records whose dates cannot be right (6 at the site), latest first: " + "; ".join(
         f"{r['USUBJID']} visit SCREENING on {r['SVSTDTC']} (before informed consent on {r['RFICDTC']})"
         for r in visits.iter_rows(named=True)) + ".")
-    text = dated_where[f"csm:date_order:END_BEFORE_START@{AE_ORDER}"]
+    text = dated_where[f"csm:date_order:AE:END_BEFORE_START@{AE_ORDER}"]
     aes = (tables["ae"].join(backwards.select("USUBJID", "AESEQ"), on=["USUBJID", "AESEQ"])
            .sort(["AESTDTC", "USUBJID"], descending=[True, False]).head(5).collect())
     assert text == ("Records whose dates cannot be right (6 at the site), latest first: " + "; ".join(
