@@ -29,6 +29,10 @@ _SATURDAY_SUNDAY = [6, 7]  # polars weekdays: Monday = 1
 _MAX_SCHEDULE_SD = 7.0
 #: ... and when at least this many subjects had it.
 _MIN_SCHEDULE_SUBJECTS = 10
+#: A visit further than both of these from its visit number's usual day is off schedule and left out (an
+#: early-termination follow-up recorded under the scheduled visit number, a visit number reused).
+_OFF_SCHEDULE_SPREADS = 6.0
+_OFF_SCHEDULE_DAYS = 28.0
 #: Floor of a median SD in days for the log ratio (a site whose visits all fall on the usual day).
 _SD_FLOOR = 0.1
 
@@ -191,7 +195,9 @@ def scheduled_visits(analysis: AnalysisTables) -> pl.LazyFrame:
     The study day of a visit is counted from the reference start (RFSTDTC = day 1). A visit number is
     scheduled when at least 10 subjects had it, its median study day is after day 1 and its robust
     SD of study days (1.4826 MAD) is at most 7 days (a follow-up visit timed from the last dose is
-    not). A visit number recorded twice counts at its earliest date.
+    not). A visit number recorded twice counts at its earliest date. A visit further than both 6
+    robust SDs and 28 days from its usual day is off schedule (an early-termination follow-up filed
+    under the scheduled visit number) and is left out.
 
     Parameters
     ----------
@@ -235,7 +241,9 @@ def scheduled_visits(analysis: AnalysisTables) -> pl.LazyFrame:
     return (days.with_columns(deviation=pl.col("day") - usual, spread=spread,
                               subjects=pl.len().over("VISITNUM"), usual=usual)
             .filter((pl.col("subjects") >= _MIN_SCHEDULE_SUBJECTS) & (pl.col("usual") > 1)
-                    & (pl.col("spread") <= _MAX_SCHEDULE_SD))
+                    & (pl.col("spread") <= _MAX_SCHEDULE_SD)
+                    & (pl.col("deviation").abs() <= pl.max_horizontal(_OFF_SCHEDULE_SPREADS * pl.col("spread"),
+                                                                       pl.lit(_OFF_SCHEDULE_DAYS))))
             .with_columns(scaled=pl.col("deviation") / pl.max_horizontal("spread", pl.lit(1.0)))
             .select("site_id", "USUBJID", "VISITNUM", "VISIT", "date", "day", "usual", "deviation", "spread",
                     "subjects", "scaled"))
