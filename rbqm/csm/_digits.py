@@ -13,6 +13,7 @@ from rbqm.csm._contract import (
     study_stamp,
 )
 from rbqm.derive import AnalysisTables
+from rbqm.stats import benjamini_hochberg
 
 __all__ = ["digit_preference", "recorded_decimals"]
 
@@ -47,15 +48,52 @@ def _chi_square(site: np.ndarray, rest: np.ndarray) -> tuple[np.ndarray, np.ndar
     return cells.sum(axis=1), seen.sum(axis=1) - 1
 
 
+#: While some site's BH q-value against the other reference sites is below this, the most extreme one
+#: leaves the reference (per variable).
+_REFERENCE_Q = 0.01
+
+
+def _reference_sites(site: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """Per row, whether the site stays in the reference ("elsewhere") of its variable.
+
+    One site with a strong preference would make every other site look different from a rest that
+    carries its digits; so, one at a time, the most extreme site of a variable whose q-value against
+    the remaining reference sites is below :data:`_REFERENCE_Q` leaves the reference, until none is.
+    """
+    included = np.ones(len(var), bool)
+    for _ in range(len(var)):
+        chi2, df = _chi_square(site, _rest(site, var, included))
+        p = np.where(included & (df >= 1), chi2_dist.sf(chi2, np.maximum(df, 1)), 1.0)
+        q = benjamini_hochberg(pl.Series(p)).to_numpy()
+        # per variable, the row of its smallest p-value, when that q is small enough
+        order = np.lexsort((p, var))
+        first_of_var = order[np.r_[True, var[order][1:] != var[order][:-1]]]
+        leaving = first_of_var[q[first_of_var] < _REFERENCE_Q]
+        if leaving.size == 0:
+            break
+        included[leaving] = False
+    return included
+
+
+def _rest(site: np.ndarray, var: np.ndarray, included: np.ndarray) -> np.ndarray:
+    """Per row (site and variable), the digit counts of the variable's other included sites."""
+    totals = np.zeros((var.max() + 1, 10))
+    np.add.at(totals, var, site * included[:, None])
+    return totals[var] - site * included[:, None]
+
+
 def digit_preference(analysis: AnalysisTables, *, variables: tuple[str, ...] | None = None,
                      min_readings: int = 50, study_id: str | None = None,
                      cut_date: date | None = None) -> pl.DataFrame:
-    """Terminal-digit preference per site and variable: chi-square of the site's digits vs all other sites'.
+    """Terminal-digit preference per site and variable: chi-square of the site's digits vs the other sites'.
 
     The terminal digit is the last digit at the variable's recorded precision (the units digit of
     integer-valued results, the first decimal of one-decimal results, ...; see
     :func:`recorded_decimals`). For each site and variable the 2 x 10 table of digit counts (site,
-    all other sites) gives Pearson's chi-square with (digits seen - 1) degrees of freedom. The digit
+    reference sites) gives Pearson's chi-square with (digits seen - 1) degrees of freedom. The
+    reference is every other site except those that clearly prefer a digit themselves (removed one at
+    a time while the most extreme has q < 0.01), so one strong site does not implicate its
+    neighbours; with too few readings left, every other site. The digit
     preference score is DPS = 100 sqrt(chi2 / (n * 9)), n the site's readings: with uniform digits
     elsewhere and many readings this is the classic DPS (below 8 excellent, 12 good, 20 acceptable).
 
@@ -117,10 +155,12 @@ def digit_preference(analysis: AnalysisTables, *, variables: tuple[str, ...] | N
     site = np.zeros((rows.height, 10))
     site[counts["row"].to_numpy(), counts["digit"].to_numpy()] = counts["n"].to_numpy()
     var = rows["var"].to_numpy()
-    totals = np.zeros((var.max() + 1, 10))
-    np.add.at(totals, var, site)
-    rest = totals[var] - site
-    n_site, n_rest = site.sum(axis=1), rest.sum(axis=1)
+    n_site = site.sum(axis=1)
+    clean = _reference_sites(site, var)
+    rest = _rest(site, var, clean)
+    sparse = rest.sum(axis=1) < min_readings  # too little left: compare with every other site after all
+    rest[sparse] = _rest(site, var, np.ones(len(var), bool))[sparse]
+    n_rest = rest.sum(axis=1)
     chi2, df = _chi_square(site, rest)
     share_site, share_rest = site / n_site[:, None], rest / np.maximum(n_rest, 1)[:, None]
     preferred = np.argmax(share_site - share_rest, axis=1)

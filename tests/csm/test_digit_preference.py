@@ -45,6 +45,22 @@ def test_chi_square_dps_and_effect_match_the_definitions():
     assert out.sort("p_value")["site_id"][0] == "D"
 
 
+def test_one_strong_site_does_not_make_its_neighbours_look_different():
+    """The other sites' rest leaves out a site the first pass finds clearly preferring a digit: compared
+    with a rest that holds its zeros, every uniform site would show a lack of zeros."""
+    rng = np.random.default_rng(4)
+    values = {f"S{i}": list(120.0 + rng.integers(0, 10, 600)) for i in range(9)}
+    values["Z"] = [130.0] * 480 + list(121.0 + rng.integers(0, 9, 120))   # 80% end in 0
+    out = digit_preference(_vitals_study(values), min_readings=50)
+    assert out.filter(pl.col("q_value") < 0.05)["site_id"].to_list() == ["Z"]
+    # a uniform site is compared with the other uniform sites only, which scipy confirms
+    site = np.bincount(np.array(values["S0"], dtype=int) % 10, minlength=10)
+    rest = np.bincount(np.concatenate([np.array(values[f"S{i}"], dtype=int) for i in range(1, 9)]) % 10,
+                       minlength=10)
+    _, p, _, _ = stats.chi2_contingency(np.vstack([site, rest]), correction=False)
+    assert out.filter(pl.col("site_id") == "S0")["p_value"].item() == pytest.approx(p, rel=1e-9)
+
+
 def test_sites_below_min_readings_are_not_tested():
     rng = np.random.default_rng(2)
     values = {"A": list(100.0 + rng.integers(0, 10, 80)), "B": list(100.0 + rng.integers(0, 10, 80)),
