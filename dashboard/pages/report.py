@@ -16,8 +16,9 @@ require_sign_in()
 st.title("Oversight report")
 st.caption(
     "The report for a sponsor oversight meeting, for one data cut: study status and enrolment against plan, "
-    "QTL status with the breach log, the site risk heatmap, the top sites and why, new and escalated signals, "
-    "actions and outcomes, central monitoring highlights, the risk register and a methods appendix. The "
+    "QTL status with the breach log, trends over the data cuts (red and amber sites, each QTL against its "
+    "limits), the site risk heatmap, the top sites and why, new and escalated signals, actions and their "
+    "outcomes against the 83% benchmark, central monitoring highlights, the risk register and a methods appendix. The "
     "signals' workflow, QTL limits and risk register come from the store. The HTML file opens offline in any "
     "browser; the PDF prints as it is."
 )

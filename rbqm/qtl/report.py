@@ -127,8 +127,12 @@ def breach_log_markdown(log: pl.DataFrame, *, definitions: list[QtlDefinition] |
     lines = ["## Important QTL deviations", ""]
     if not log.height:
         return "\n".join([*lines, f"No quality tolerance limit of study {study} was breached.", ""])
+    pending = int((log["status"] == "open").sum())
+    evaluated = ("Each was evaluated and its corrective and preventive action recorded as below." if not pending
+                 else f"{pending} of them still await(s) evaluation (status open); the others were evaluated "
+                      "and their corrective and preventive actions recorded as below.")
     lines += [f"{log.height} breach(es) of quality tolerance limits in study {study}, in order of detection. "
-              "Each was evaluated and its corrective and preventive action recorded as below.", "",
+              + evaluated, "",
               "| # | Parameter | Tolerance limit | Observed (95% interval) | Detected | Systemic | Status |",
               "|---|---|---|---|---|---|---|"]
     rows = log.sort("first_cut", "qtl_id").to_dicts()

@@ -230,3 +230,19 @@ def test_cli_prints_every_qtl_and_runs_the_workflow(store, study, tmp_path):
     assert "not systemic (isolated)" in out.read_text()
     result = runner.invoke(app, ["qtl", "breach-log", STUDY, "--format", "csv", *db, "--actor", VIEWER])
     assert "qtl0002" in result.output and "retrain" in result.output
+
+
+def test_the_report_section_says_which_breaches_still_await_evaluation():
+    from datetime import date as _date
+
+    from rbqm.store.qtl import BREACH_LOG_COLUMNS
+
+    rows = [{"breach_id": i, "study_id": "S1", "qtl_id": q, "first_cut": _date(2025, 1, i), "status": s,
+             "method": "beta_binomial", "estimate": 0.2, "lower": 0.1, "upper": 0.3, "limit": 0.15,
+             "secondary_limit": 0.1, "probability_exceed": 0.9, "version": 1}
+            for i, (q, s) in enumerate([("qtl0001", "signed_off"), ("qtl0002", "open")], 1)]
+    log = pl.DataFrame(rows, schema=BREACH_LOG_COLUMNS)
+    text = breach_log_markdown(log, study_id="S1")
+    assert "1 of them still await(s) evaluation (status open)" in text
+    assert "Each was evaluated" not in text
+    assert "Each was evaluated" in breach_log_markdown(log.filter(pl.col("status") != "open"), study_id="S1")
