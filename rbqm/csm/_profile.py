@@ -24,7 +24,8 @@ __all__ = ["SCORE_METHODS", "ProfileFit", "fit_profile", "kri_profile", "profile
 
 #: KRI methods whose ``score`` is already a z-like standardised departure; other methods (identity,
 #: fisher) enter as their metric, robustly standardised across sites.
-SCORE_METHODS = frozenset({"normal_approx_rate", "normal_approx_binary", "poisson", "poisson_free_slope"})
+SCORE_METHODS = frozenset({"normal_approx_rate", "normal_approx_binary", "negative_binomial", "beta_binomial", "poisson",
+                           "poisson_free_slope"})
 #: KRIs more correlated than this with a KRI already in the profile are left out (they would make
 #: the covariance singular: sample compliance is one minus missing laboratory results).
 _MAX_CORRELATION = 0.95

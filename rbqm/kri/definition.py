@@ -26,8 +26,8 @@ __all__ = ["Condition", "Count", "KriDefinition", "Minimum", "load_definitions",
 M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_LIBRARY = Path(__file__).resolve().parents[2] / "key_risk_indicators"
-SCORING_METHODS = ("normal_approx_rate", "normal_approx_binary", "poisson", "poisson_free_slope", "fisher",
-                   "identity", "identity_count")
+SCORING_METHODS = ("normal_approx_rate", "normal_approx_binary", "negative_binomial", "beta_binomial", "poisson",
+                   "poisson_free_slope", "fisher", "identity", "identity_count")
 
 
 class Condition(BaseModel):

@@ -35,7 +35,8 @@ CLOSED_STATUSES = ("resolved", "closed_no_action")
 _SEVERITY_LEVEL = {"amber": 1, "red": 2}
 REASONS_SHOWN = {"kri": 3, "csm": 2}
 """Reasons given in words per top site, by kind (the most severe first); the rest are counted."""
-_RATE_METHODS = ("normal_approx_rate", "normal_approx_binary", "poisson", "poisson_free_slope", "identity")
+_RATE_METHODS = ("normal_approx_rate", "normal_approx_binary", "negative_binomial", "beta_binomial", "poisson",
+                 "poisson_free_slope", "identity")
 
 
 @dataclass(frozen=True)

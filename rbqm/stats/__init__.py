@@ -37,6 +37,7 @@ from rbqm.stats._flag import flag, flag_p_value
 from rbqm.stats._identity import identity
 from rbqm.stats._multiplicity import benjamini_hochberg, bh_expr
 from rbqm.stats._normal import normal_approx, normal_approx_bounds
+from rbqm.stats._overdispersed import overdispersed_exact, overdispersed_exact_bounds
 from rbqm.stats._poisson import poisson, poisson_bounds
 from rbqm.stats._ties import TIE_FIGURES, tie_safe
 
@@ -53,6 +54,8 @@ __all__ = [
     "identity",
     "normal_approx",
     "normal_approx_bounds",
+    "overdispersed_exact",
+    "overdispersed_exact_bounds",
     "poisson",
     "tie_safe",
     "poisson_bounds",
@@ -62,6 +65,8 @@ __all__ = [
 METHODS: dict[str, Callable[[Any], Any]] = {
     "normal_approx_rate": partial(normal_approx, kind="rate"),
     "normal_approx_binary": partial(normal_approx, kind="binary"),
+    "negative_binomial": partial(overdispersed_exact, kind="rate"),
+    "beta_binomial": partial(overdispersed_exact, kind="binary"),
     "poisson": partial(poisson, offset=True),
     "poisson_free_slope": partial(poisson, offset=False),
     "fisher": fisher,

@@ -8,13 +8,14 @@ import polars as pl
 import pytest
 
 from rbqm.errors import RbqmError
-from rbqm.stats import METHODS, normal_approx, normal_approx_bounds, poisson_bounds
+from rbqm.stats import METHODS, normal_approx, normal_approx_bounds, overdispersed_exact_bounds, poisson_bounds
 from tests.stats.conftest import frame
 
 ALL = {
     **METHODS,
     "normal_approx_bounds": partial(normal_approx_bounds, kind="rate"),
     "poisson_bounds": poisson_bounds,
+    "overdispersed_exact_bounds": partial(overdispersed_exact_bounds, kind="rate"),
 }
 CALLER = {
     "normal_approx_rate": "normal_approx", "normal_approx_binary": "normal_approx",
@@ -23,8 +24,10 @@ CALLER = {
     "exact_binomial": "exact_tail", "exact_poisson": "exact_tail",
     "empirical_bayes_binary": "empirical_bayes", "empirical_bayes_rate": "empirical_bayes",
     "normal_approx_bounds": "normal_approx_bounds", "poisson_bounds": "poisson_bounds",
+    "negative_binomial": "overdispersed_exact", "beta_binomial": "overdispersed_exact",
+    "overdispersed_exact_bounds": "overdispersed_exact_bounds",
 }
-BINARY = {"normal_approx_binary", "fisher", "exact_binomial", "empirical_bayes_binary"}
+BINARY = {"normal_approx_binary", "fisher", "exact_binomial", "empirical_bayes_binary", "beta_binomial"}
 
 
 def test_every_function_has_a_caller_name():
