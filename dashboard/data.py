@@ -361,7 +361,7 @@ def load_subject_counts(folder: str, cut: date) -> tuple[pl.DataFrame, pl.DataFr
 
 UPLOADS = ".uploads"
 """The folder of the data directory where uploaded study zips are unpacked (one sub-folder per content
-hash; it may be deleted at any time)."""
+hash, the 8 most recently used kept; it may be deleted at any time)."""
 
 
 @st.cache_data(show_spinner="Unpacking the zip…", max_entries=8)

@@ -11,6 +11,7 @@ import hashlib
 import io
 import shutil
 import stat
+import time
 import zipfile
 from datetime import date
 from pathlib import Path, PurePosixPath
@@ -19,12 +20,15 @@ from rbqm.errors import StudyFormatError
 from rbqm.io import READ_FORMATS
 from rbqm.study import list_cuts
 
-__all__ = ["MAX_FILES", "MAX_UNZIPPED_BYTES", "extract_study_zip", "fingerprint", "source_cuts",
+__all__ = ["KEEP_UPLOADS", "MAX_FILES", "MAX_UNZIPPED_BYTES", "extract_study_zip", "fingerprint", "prune_uploads",
+           "source_cuts",
            "source_folders"]
 
 MAX_UNZIPPED_BYTES = 4 * 1024**3
 """An upload may unpack to at most this many bytes (4 GiB), so a zip bomb cannot fill the disk."""
 MAX_FILES = 5000
+#: Unpacked uploads kept by :func:`extract_study_zip` (the most recently used); older ones are removed.
+KEEP_UPLOADS = 8
 """... and to at most this many files."""
 _DEPTH = 2  # how deep under the data directory source_folders looks
 
@@ -135,4 +139,22 @@ def extract_study_zip(data: bytes, dest_root: Path, *, name: str = "upload.zip",
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
+        target.touch()  # used now: pruned last
+    prune_uploads(Path(dest_root), keep=KEEP_UPLOADS)
     return _study_root(target, name)
+
+
+def prune_uploads(root: Path, *, keep: int = KEEP_UPLOADS) -> list[Path]:
+    """Remove all but the ``keep`` most recently used unpacked uploads under ``root`` (and unpacking left
+    half done by a crash over an hour ago); return what was removed. Snapshots are never here: an ingest copies
+    the upload into the study's own ``cuts/`` folder, so an unpacked upload is only a cache."""
+    if not root.is_dir():
+        return []
+    folders = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
+    stale = time.time() - 3600  # a younger partial folder may be another session unpacking right now
+    partial = [p for p in folders if p.name.startswith(".") and p.name.endswith(".partial")]
+    done = [p for p in folders if p not in partial]
+    removed = done[keep:] + [p for p in partial if p.stat().st_mtime < stale]
+    for folder in removed:
+        shutil.rmtree(folder, ignore_errors=True)
+    return removed

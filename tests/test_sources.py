@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rbqm.errors import StudyFormatError
-from rbqm.sources import extract_study_zip, fingerprint, source_cuts, source_folders
+from rbqm.sources import KEEP_UPLOADS, extract_study_zip, fingerprint, prune_uploads, source_cuts, source_folders
 
 DM = b"STUDYID,USUBJID,SITEID,COUNTRY,RFICDTC,RFSTDTC,ARMCD\nS,S-1,1,FRA,2024-01-02,2024-01-09,A\n"
 
@@ -112,3 +112,27 @@ def test_limits_and_bad_archives(tmp_path: Path) -> None:
         extract_study_zip(_zip({"a/dm.csv": DM, "b/dm.csv": DM}), tmp_path)
     with pytest.raises(StudyFormatError, match="holds no study folder"):
         extract_study_zip(_zip({"readme.txt": b"-"}), tmp_path)
+
+
+def test_only_the_most_recently_used_uploads_are_kept(tmp_path: Path) -> None:
+    uploads = [_zip({"dm.csv": DM + f"S,S-{i},1,FRA,2024-01-02,2024-01-09,A\n".encode()})
+               for i in range(KEEP_UPLOADS + 2)]
+    folders = []
+    for i, data in enumerate(uploads[:KEEP_UPLOADS]):
+        folders.append(extract_study_zip(data, tmp_path))
+        os.utime(folders[-1], (1_000 + i, 1_000 + i))  # in upload order, a second apart
+    assert extract_study_zip(uploads[0], tmp_path) == folders[0]  # used again: now the most recent
+    for data in uploads[KEEP_UPLOADS:]:  # two more: the two least recently used go
+        extract_study_zip(data, tmp_path)
+    kept = {p for p in tmp_path.iterdir()}
+    assert len(kept) == KEEP_UPLOADS
+    assert folders[0] in kept and folders[1] not in kept and folders[2] not in kept
+    assert extract_study_zip(uploads[1], tmp_path).is_dir()  # a pruned upload unpacks again
+
+
+def test_prune_removes_stale_half_unpacked_folders_only(tmp_path: Path) -> None:
+    stale, fresh = tmp_path / ".abc.partial", tmp_path / ".def.partial"
+    stale.mkdir(), fresh.mkdir()
+    os.utime(stale, (0, 0))
+    assert prune_uploads(tmp_path) == [stale]
+    assert fresh.is_dir() and prune_uploads(tmp_path / "missing") == []
