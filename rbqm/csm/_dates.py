@@ -324,7 +324,7 @@ def visit_regularity(analysis: AnalysisTables, *, min_visits: int = 4, min_subje
     >>> tables = {k: v.collect() for k, v in tables_at(build_trial(cfg), cfg.end_day).items()}
     >>> out = visit_regularity(derive_tables(tables, as_of=cfg.end))
     >>> out["description"][0]  # doctest: +ELLIPSIS
-    "Visits at site 1001 keep to the schedule more loosely than elsewhere: the typical subject's visits..."
+    "Visits at site 1001 keep to the schedule more tightly than elsewhere: ranked from most to least regular..."
 
     """
     caller = "visit_regularity"
@@ -339,18 +339,22 @@ def visit_regularity(analysis: AnalysisTables, *, min_visits: int = 4, min_subje
         return empty_findings()
     floor = pl.lit(_SD_FLOOR)
     scores = subjects.with_columns(score=pl.Series(ndtri(subjects["percentile"].to_numpy())))
+    ranks = subjects.group_by("site_id").agg(rank=pl.col("percentile").mean())
     found = (scores_versus_rest(scores, "score", min_units=min_subjects)
              .join(median_versus_rest(subjects, "sd_days"), on="site_id")
+             .join(ranks, on="site_id")
              .with_columns(variable=pl.lit("SV:SVSTDTC"), statistic=pl.col("z"),
                            p_value=(2 * pl.min_horizontal("p_lower", "p_greater")).clip(upper_bound=1.0),
                            effect=(pl.max_horizontal("median", floor)
                                    / pl.max_horizontal("rest_median", floor)).log()))
     found = found.with_columns(description=pl.format(
-        "Visits at site {} keep to the schedule {} than elsewhere: the typical subject's visits deviate "
-        "from the usual study day with an SD of {} days vs {} elsewhere ({} subjects)",
+        "Visits at site {} keep to the schedule {} than elsewhere: ranked from most to least regular among "
+        "subjects with as many visits, its subjects stand at {}% on average (50% expected); the typical "
+        "subject's visits deviate from the usual study day with an SD of {} days vs {} elsewhere ({} subjects)",
         pl.col("site_id"),
         pl.when(pl.col("z") < 0).then(pl.lit("more tightly")).otherwise(pl.lit("more loosely")),
-        pl.col("median").round(1), pl.col("rest_median").round(1), pl.col("n")))
+        (100 * pl.col("rank")).round(0).cast(pl.Int64), pl.col("median").round(1), pl.col("rest_median").round(1),
+        pl.col("n")))
     return finish(found, test="visit_regularity", study_id=study_id, cut_date=cut_date)
 
 

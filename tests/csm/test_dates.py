@@ -124,8 +124,10 @@ def test_exact_schedule_is_flagged_as_too_regular():
     assert e["site_id"] == "E" and e["statistic"] < -3 and e["p_value"] < 0.01
     assert e["effect"] < np.log(0.1 / 1.0)                       # floored 0.1 day vs ~2 days elsewhere
     assert e["description"].startswith("Visits at site E keep to the schedule more tightly than elsewhere: "
-                                       "the typical subject's visits deviate from the usual study day with "
-                                       "an SD of 0.0 days vs ")
+                                       "ranked from most to least regular among subjects with as many visits, "
+                                       "its subjects stand at ")
+    assert "the typical subject's visits deviate from the usual study day with an SD of 0.0 days vs " in e[
+        "description"]
     assert e["description"].endswith("(8 subjects)")
     assert visit_regularity(study, min_subjects=9).height == 0
 
