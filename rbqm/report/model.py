@@ -21,6 +21,7 @@ from rbqm.errors import RbqmError
 from rbqm.io import scan_study
 from rbqm.kri import load_definitions
 from rbqm.outcomes import OutcomeSummary, signal_outcomes, summarize_outcomes
+from rbqm.overview import site_flag_counts
 from rbqm.qtl import load_qtl_definitions, qtl_trend
 from rbqm.report._store import StoreRecords
 from rbqm.risk import RiskReport, assess_risks
@@ -216,14 +217,9 @@ def _qtl_by_cut(analysis: Analysis, kri_dir: Path | None) -> pl.DataFrame:
 
 
 def _sites_by_cut(analysis: Analysis) -> pl.DataFrame:
-    """Red sites (a red flag) and amber sites (an amber flag, no red) at every cut (0 where none is ranked)."""
-    red, amber = pl.col("red").fill_null(0), pl.col("amber").fill_null(0)
-    counts = analysis.site_risk.group_by("cut_date").agg(
-        sites=pl.len().cast(pl.Int64), red_sites=(red > 0).sum().cast(pl.Int64),
-        amber_sites=((amber > 0) & (red == 0)).sum().cast(pl.Int64))
-    return (pl.DataFrame({"cut_date": analysis.cut_dates}, schema={"cut_date": pl.Date})
-            .join(counts, on="cut_date", how="left", maintain_order="left")
-            .with_columns(pl.col("sites", "red_sites", "amber_sites").fill_null(0)))
+    """Red sites (a red flag) and amber sites (an amber flag, no red) at every cut (0 where none is ranked):
+    the dashboard overview's counts (``rbqm.overview.site_flag_counts``)."""
+    return site_flag_counts(analysis).select("cut_date", "sites", "red_sites", "amber_sites")
 
 
 # --- sites, KRIs and why ---------------------------------------------------------------------------
