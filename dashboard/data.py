@@ -21,14 +21,16 @@ import streamlit as st
 
 from rbqm.actions import plan_visits, suggest_actions
 from rbqm.analysis import Analysis
+from rbqm.derive import derive_tables
 from rbqm.errors import RbqmError, StudyFormatError
-from rbqm.io import find_tables
+from rbqm.io import find_tables, scan_study
 from rbqm.kri import KriDefinition, load_definitions
 from rbqm.kri.compute import subject_counts
 from rbqm.qtl import QtlDefinition, load_qtl_definitions, study_qtls, with_limits
 from rbqm.qtl.oe_cuts import observed_minus_expected_by_cut
 from rbqm.saved_analysis import saved_analysis
 from rbqm.regions import study_site_regions, with_regions
+from rbqm.overview import CutOverview, cut_overview, enrolment_vs_plan
 from rbqm.signals import derive_signals, indicator_levels
 from rbqm.site_profile import tables_at_cut
 from rbqm.sources import extract_study_zip, fingerprint
@@ -47,7 +49,7 @@ __all__ = ["data_dir", "list_studies", "list_cut_dates", "load_summary", "choose
            "load_visit_plan", "signal_work_list", "action_list", "CLOSED_STATUSES", "qtl_limits_key", "qtl_definitions",
            "qtl_oe_chart", "audit_trail", "filter_audit", "AUDIT_COLUMNS", "kri_library", "load_site_regions",
            "load_subject_counts", "unpack_upload",
-           "validate_source", "UPLOADS"]
+           "validate_source", "UPLOADS", "load_enrolment", "load_cut_overview"]
 
 _RELOAD_SECONDS = 60
 """How long a folder listing is reused before new studies or cuts show up."""
@@ -95,15 +97,55 @@ def load_summary(folder: str, cut: str | None) -> StudySummary:
     RbqmError
         When the study cannot be read, or ``cut`` is not one of its data cuts.
     """
+    return summarize_study(_summary_folder(folder, cut))
+
+
+def _summary_folder(folder: str, cut: str | None) -> Path:
+    """The folder :func:`load_summary` reads: the data cut ``cut``, or (None) the study folder itself (its
+    latest cut when it holds only cuts)."""
     cuts = {path.name: path for path in list_cuts(Path(folder))}
     if cut is None:
         has_tables = "dm" in find_tables(Path(folder))
-        return summarize_study(Path(folder) if has_tables or not cuts else cuts[max(cuts)])
+        return Path(folder) if has_tables or not cuts else cuts[max(cuts)]
     if cut not in cuts:
         raise StudyFormatError(
             f"{folder}: no data cut {cut!r}; choose one of {', '.join(sorted(cuts)) or '(none)'}"
         )
-    return summarize_study(cuts[cut])
+    return cuts[cut]
+
+
+@st.cache_data(show_spinner="Counting enrolment against plan…")
+def load_enrolment(folder: str, cut: str | None) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Enrolment versus plan (``rbqm.overview.enrolment_vs_plan``) per site, per country and for the study,
+    of the tables :func:`load_summary` reads (the cut's folder at the cut; the study folder at its latest
+    date).
+
+    Raises
+    ------
+    RbqmError
+        When the study cannot be read, or ``cut`` is not one of its data cuts.
+    """
+    path = _summary_folder(folder, cut)
+    tables = derive_tables(scan_study(path), as_of=date.fromisoformat(cut) if cut else None)
+    site, country, study = (enrolment_vs_plan(tables, by=by) for by in ("site", "country", "study"))
+    return site, country, study
+
+
+def load_cut_overview(folder: str, cut: date) -> CutOverview:
+    """Red and amber sites, QTL status and what changed since the previous cut, at one cut of
+    :func:`load_analysis` (``rbqm.overview.cut_overview``, with :func:`load_signals`' signals).
+
+    Raises
+    ------
+    RbqmError
+        When ``cut`` is not one of the analysis' cuts.
+    """
+    return _cut_overview(folder, qtl_limits_key(folder), cut)
+
+
+@st.cache_data(show_spinner=False)
+def _cut_overview(folder: str, limits: str, cut: date) -> CutOverview:
+    return cut_overview(_analysis_with_limits(folder, limits), cut, signals=_signals(folder, limits))
 
 
 # --- Shared widgets --------------------------------------------------------------------------

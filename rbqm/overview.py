@@ -134,7 +134,8 @@ def enrolment_vs_plan(tables: Mapping[str, pl.LazyFrame | pl.DataFrame], *, by: 
               "screened": pl.col("screened").sum(), "enrolled": pl.col("enrolled").sum(),
               "planned": pl.when(has_plan.any()).then(planned.sum()),
               "enrolled_at_planned_sites": pl.col("enrolled").filter(has_plan).sum()}
-    grouped = per_site.group_by("country").agg(**totals).sort("country") if by == "country" else per_site.select(**totals)
+    grouped = (per_site.group_by("country").agg(**totals).sort("country") if by == "country"
+               else per_site.select(**totals))
     with_plan = pl.col("sites_with_plan")
     note = (pl.when(with_plan == 0).then(pl.lit("no plan"))
             .when(planned == 0).then(pl.lit("planned 0"))
@@ -318,7 +319,8 @@ def qtl_status_counts(analysis: Analysis, cut: date) -> pl.DataFrame:
     _check_cut(analysis, cut)
     statuses = [*QTL_STATUSES, NOT_COMPUTED]
     if analysis.qtl.is_empty():
-        return pl.DataFrame({"status": statuses, "qtls": [0] * len(statuses)}, schema={"status": pl.String, "qtls": pl.Int64})
+        return pl.DataFrame({"status": statuses, "qtls": [0] * len(statuses)},
+                            schema={"status": pl.String, "qtls": pl.Int64})
     at_cut = analysis.qtl.lazy().filter(pl.col("cut_date") == cut)
     counts = (at_cut.select(status=pl.col("status").cast(pl.String).fill_null(NOT_COMPUTED))
               .group_by("status").agg(qtls=pl.len().cast(pl.Int64)))
@@ -479,7 +481,8 @@ class CutOverview:
     previous_cut: date | None
     """The cut before (None: ``cut_date`` is the study's first cut, so nothing can have changed)."""
     site_counts: pl.DataFrame
-    """:func:`site_flag_counts` at the previous cut (when there is one) and at the cut, oldest first."""
+    """:func:`site_flag_counts` at every cut up to this one, oldest first (the last row is this cut's, the one
+    before it the previous cut's)."""
     qtl_counts: pl.DataFrame
     """:func:`qtl_status_counts`."""
     qtls_outside_limits: pl.DataFrame
@@ -519,7 +522,7 @@ def cut_overview(analysis: Analysis, cut: date, *, signals: pl.DataFrame | None 
     """
     before = previous_cut(analysis, cut)
     names = _indicator_names(kri_dir)
-    counts = site_flag_counts(analysis).filter(pl.col("cut_date").is_in([d for d in (before, cut) if d is not None]))
+    counts = site_flag_counts(analysis).filter(pl.col("cut_date") <= cut)
     changed_signals = (signal_changes(signals if signals is not None else derive_signals(analysis, kri_dir=kri_dir),
                                       cut, first_cut=before is None, names=names))
     return CutOverview(

@@ -134,7 +134,8 @@ def test_site_changes_name_each_kind() -> None:
 
 def test_unknown_cut_lists_the_cuts() -> None:
     analysis = analysis_of(site_risk=RISK)
-    with pytest.raises(RbqmError, match="S has no data cut 2025-04-01; its cuts are 2025-01-01, 2025-02-01, 2025-03-01"):
+    cuts = "2025-01-01, 2025-02-01, 2025-03-01"
+    with pytest.raises(RbqmError, match=f"S has no data cut 2025-04-01; its cuts are {cuts}"):
         site_flag_counts(analysis, cut=date(2025, 4, 1))
     with pytest.raises(RbqmError, match="no data cut 2024-12-31"):
         cut_overview(analysis, date(2024, 12, 31))
@@ -203,7 +204,8 @@ def flag_results() -> pl.DataFrame:
     }
     rows = [{"study_id": "S", "cut_date": cut, "level": "site", "group_id": site, "kri_id": kri,
              "score": float(flag), "flag": flag}
-            for site, kris in flags.items() for kri, values in kris.items() for cut, flag in zip(CUTS, values, strict=True)]
+            for site, kris in flags.items() for kri, values in kris.items()
+            for cut, flag in zip(CUTS, values, strict=True)]
     return pl.DataFrame(rows, schema_overrides={"flag": pl.Int8})
 
 
@@ -303,13 +305,16 @@ def test_what_changed_at_the_third_cut(analysis: Analysis) -> None:
     overview = cut_overview(analysis, SYNTH_CUTS[2])
     assert overview.signal_changes.select("signal_id", "state").rows() == [
         ("kri0001@1004", "new"), ("kri0002@1007", "new"), ("kri0014@1005", "escalated"),
-        ("qtl0003@study", "escalated"), ("kri0001@1006", "resolved"), ("kri0002@1006", "resolved"), ("kri0018@1001", "resolved")]
+        ("qtl0003@study", "escalated"), ("kri0001@1006", "resolved"), ("kri0002@1006", "resolved"),
+        ("kri0018@1001", "resolved")]
     assert overview.qtl_changes.rows() == [
         ("qtl0003", "Premature treatment discontinuation", "secondary limit crossed", "tolerance limit breached",
          "worse")]
     assert overview.qtl_counts.rows() == [
         ("within limits", 8), ("secondary limit crossed", 0), ("tolerance limit breached", 1), ("not computed", 0)]
     assert overview.qtls_outside_limits.select("qtl_id", "status").rows() == [("qtl0003", "tolerance limit breached")]
+    assert overview.site_counts["cut_date"].to_list() == SYNTH_CUTS
+    assert cut_overview(analysis, SYNTH_CUTS[1]).site_counts["red_sites"].to_list() == [0, 1]  # later cuts left out
     assert overview.changes == [
         "1 site turned red: 1005 (USA).",
         "1 site turned amber: 1007 (DEU).",
@@ -349,7 +354,8 @@ def test_enrolment_against_plan_at_the_third_cut(study: Path) -> None:
     countries = enrolment_vs_plan(tables, by="country")
     assert countries.select("country", "sites", "enrolled", "planned", "plan_note").rows() == [
         ("DEU", 3, 113, 107, None), ("USA", 5, 127, 133, None)]
-    assert enrolment_vs_plan(tables, by="study").select("enrolled", "planned", "share_of_plan").row(0) == (240, 240, 1.0)
+    study = enrolment_vs_plan(tables, by="study")
+    assert study.select("enrolled", "planned", "share_of_plan").row(0) == (240, 240, 1.0)
 
 
 def test_enrolment_at_each_cut(study: Path) -> None:

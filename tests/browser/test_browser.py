@@ -59,15 +59,16 @@ def show_whole_page(page: Page) -> None:
 
 def test_overview_renders_in_a_browser(page: Page, tiny_study_counts: dict[str, int | str]) -> None:
     expect(page.get_by_role("heading", name="Study overview")).to_be_visible(timeout=WAIT_MS)
-    metric_values = {
-        label: page.get_by_test_id("stMetric").filter(has_text=label).get_by_test_id("stMetricValue")
+    metric_values = {  # by the exact label: "Sites" is also in "Red sites" and "Sites with a plan"
+        label: page.get_by_test_id("stMetric").filter(
+            has=page.get_by_test_id("stMetricLabel").get_by_text(label, exact=True)).get_by_test_id("stMetricValue")
         for label in ("Enrolled", "Sites")
     }
     expected = tiny_study_counts
     expect(metric_values["Enrolled"]).to_have_text(str(expected["enrolled"]), timeout=WAIT_MS)
     # Wait for the chart and the table to draw before the screenshot.
     expect(page.locator(".js-plotly-plot .bars path").first).to_be_visible(timeout=WAIT_MS)
-    expect(page.get_by_test_id("stDataFrame")).to_be_visible(timeout=WAIT_MS)
+    expect(page.get_by_test_id("stDataFrame").last).to_be_visible(timeout=WAIT_MS)  # the rows per table, last
     show_whole_page(page)
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=SCREENSHOT, full_page=True)
