@@ -233,7 +233,9 @@ def _status(report: OversightReport) -> Section:
         ("Screened", f"{s.screened:,}", _change(s.screened, s.previous_screened, "subjects")),
         ("Enrolled", f"{s.enrolled:,}", _change(s.enrolled, s.previous_enrolled, "subjects")),
         ("Enrolment vs plan", _pct(s.share_of_plan),
-         f"{s.enrolled:,} of {s.planned:,} planned" if s.planned else "no planned enrolment in the sites table"),
+         (f"{s.enrolled_at_planned_sites:,} of {s.planned:,} planned"
+          + (f" ({s.plan_note})" if s.plan_note else "")) if s.planned
+         else "no planned enrolment in the sites table"),
         ("Data cuts", f"{len(cuts)}", f"{_date(cuts[0])} to {_date(cuts[-1])}"),
         ("Previous cut", _date(report.previous_cut), f"first consent {_date(s.first_consent)}"),
     ))
@@ -244,8 +246,9 @@ def _status(report: OversightReport) -> Section:
                                                   fmt_number(r["enrolled"]), fmt_number(r["planned"]),
                                                   _pct(r["share_of_plan"]))),
         title="Enrolment by country")
-    bars = Bars("Enrolled against planned, by country",
-                tuple((r["country"], int(r["enrolled"]), None if r["planned"] is None else int(r["planned"]))
+    bars = Bars("Enrolled against planned, by country (enrolled at the sites with a plan)",
+                tuple((r["country"], int(r["enrolled_at_planned_sites"] if r["planned"] is not None else r["enrolled"]),
+                       None if r["planned"] is None else int(r["planned"]))
                       for r in s.by_country.iter_rows(named=True)), "enrolled", "planned")
     return Section("status", SECTIONS["status"],
                    f"{report.study_id} at the data cut of {_date(report.cut_date)}: sites, subjects and enrolment "

@@ -21,7 +21,7 @@ from rbqm.errors import RbqmError
 from rbqm.io import scan_study
 from rbqm.kri import load_definitions
 from rbqm.outcomes import OutcomeSummary, signal_outcomes, summarize_outcomes
-from rbqm.overview import site_flag_counts
+from rbqm.overview import enrolment_vs_plan, site_flag_counts
 from rbqm.qtl import load_qtl_definitions, qtl_trend
 from rbqm.report._store import StoreRecords
 from rbqm.risk import RiskReport, assess_risks
@@ -44,8 +44,9 @@ _RATE_METHODS = ("normal_approx_rate", "normal_approx_binary", "negative_binomia
 class StudyStatus:
     """The study's size at the report's cut (and at the previous cut, where there is one).
 
-    ``by_country``: country, sites (listed in the sites table or dm), active_sites (with a screened
-    subject), screened, enrolled, planned (sum of PLANNEDENR; null without it), share_of_plan.
+    ``by_country``: ``rbqm.overview.enrolment_vs_plan(by="country")`` (country, sites, sites_with_plan,
+    screened, enrolled, planned, enrolled_at_planned_sites, share_of_plan, plan_note) and active_sites
+    (with a screened subject). The shares count only sites with a plan (PLANNEDENR).
     """
 
     sites: int
@@ -58,11 +59,11 @@ class StudyStatus:
     previous_enrolled: int | None
     first_consent: date | None
     by_country: pl.DataFrame
-
-    @property
-    def share_of_plan(self) -> float | None:
-        """Enrolled over planned enrolment (None without a plan)."""
-        return self.enrolled / self.planned if self.planned else None
+    share_of_plan: float | None = None
+    """Enrolled at the sites with a plan over their planned enrolment (None without a plan)."""
+    enrolled_at_planned_sites: int | None = None
+    plan_note: str | None = None
+    """``rbqm.overview.enrolment_vs_plan``'s note, e.g. "plan for 40 of 60 sites" (None: every site)."""
 
 
 @dataclass(frozen=True)
@@ -160,33 +161,22 @@ def cut_tables(study_dir: Path, cut: date) -> AnalysisTables:
 
 
 def _study_status(tables: AnalysisTables, previous: AnalysisTables | None) -> StudyStatus:
-    subjects = tables["subjects"].group_by(pl.col("SITEID")).agg(
-        screened=pl.len().cast(pl.Int64), enrolled=pl.col("enrolled").sum().cast(pl.Int64))
-    sites = tables["sites"]
-    planned = (pl.col("PLANNEDENR") if "PLANNEDENR" in sites.collect_schema().names()
-               else pl.lit(None, pl.Int64))
-    per_site = (sites.select("SITEID", "COUNTRY", planned=planned.cast(pl.Int64))
-                .join(subjects, on="SITEID", how="left")
-                .with_columns(pl.col("screened", "enrolled").fill_null(0)))
-    by_country = (per_site.group_by("COUNTRY")
-                  .agg(sites=pl.len().cast(pl.Int64), active_sites=(pl.col("screened") > 0).sum().cast(pl.Int64),
-                       screened=pl.col("screened").sum(), enrolled=pl.col("enrolled").sum(),
-                       planned=pl.when(pl.col("planned").is_not_null().any()).then(pl.col("planned").sum()))
-                  .with_columns(share_of_plan=pl.col("enrolled") / pl.col("planned"))
-                  .rename({"COUNTRY": "country"}).sort("country").collect())
-    totals = by_country.select(pl.col("sites", "active_sites", "screened", "enrolled").sum(),
-                               planned=pl.col("planned").sum() if by_country["planned"].is_not_null().any()
-                               else pl.lit(None, pl.Int64)).row(0, named=True)
+    active = (enrolment_vs_plan(tables, by="site").group_by("country")
+              .agg(active_sites=(pl.col("screened") > 0).sum().cast(pl.Int64)))
+    by_country = (enrolment_vs_plan(tables, by="country").join(active, on="country", how="left")
+                  .with_columns(pl.col("active_sites").fill_null(0)).sort("country"))
+    study = enrolment_vs_plan(tables, by="study").row(0, named=True)
     first = tables["subjects"].select(pl.coalesce(pl.col("RFICDTC"), pl.col("RFSTDTC")).str.slice(0, 10).min()).collect()
     before = None
     if previous is not None:
         before = previous["subjects"].select(pl.len().cast(pl.Int64), pl.col("enrolled").sum().cast(pl.Int64)).collect().row(0)
     return StudyStatus(
-        sites=int(totals["sites"]), active_sites=int(totals["active_sites"]), countries=by_country.height,
-        screened=int(totals["screened"]), enrolled=int(totals["enrolled"]),
-        planned=None if totals["planned"] is None else int(totals["planned"]),
+        sites=int(study["sites"]), active_sites=int(by_country["active_sites"].sum()), countries=by_country.height,
+        screened=int(study["screened"]), enrolled=int(study["enrolled"]), planned=study["planned"],
         previous_screened=before[0] if before else None, previous_enrolled=before[1] if before else None,
-        first_consent=date.fromisoformat(first.item()) if first.item() else None, by_country=by_country)
+        first_consent=date.fromisoformat(first.item()) if first.item() else None, by_country=by_country,
+        share_of_plan=study["share_of_plan"], enrolled_at_planned_sites=study["enrolled_at_planned_sites"],
+        plan_note=study["plan_note"])
 
 
 # --- QTLs -----------------------------------------------------------------------------------------

@@ -155,3 +155,18 @@ def test_restrict_to_cut_drops_later_cuts_only(analysis):
 def test_bad_options_are_user_errors(analysis, study, options, message):
     with pytest.raises(RbqmError, match=message):
         build_report(analysis, study_dir=study, **options)
+
+
+def test_enrolment_against_plan_counts_only_the_sites_with_a_plan():
+    """Site 2 has no plan: its subject neither fills another site's plan nor inflates the share."""
+    from rbqm.report.model import _study_status
+
+    subjects = pl.DataFrame({"SITEID": ["1", "1", "2", "3", "3"], "enrolled": [True, True, True, True, False],
+                             "RFICDTC": ["2024-01-0%d" % d for d in range(1, 6)], "RFSTDTC": None},
+                            schema_overrides={"RFSTDTC": pl.String})
+    sites = pl.DataFrame({"SITEID": ["1", "2", "3"], "COUNTRY": ["FRA", "FRA", "DEU"], "PLANNEDENR": [4, None, 2]})
+    status = _study_status({"subjects": subjects.lazy(), "sites": sites.lazy()}, None)
+    assert (status.enrolled, status.planned, status.enrolled_at_planned_sites) == (4, 6, 3)
+    assert status.share_of_plan == 0.5 and status.plan_note == "plan for 2 of 3 sites"
+    assert status.by_country.select("country", "enrolled", "planned", "share_of_plan", "active_sites").rows() == [
+        ("DEU", 1, 2, 0.5, 1), ("FRA", 3, 4, 0.5, 2)]
