@@ -8,13 +8,16 @@ inconsistency score, whose site-label permutations are too slow to compute on a 
 The key (:func:`analysis_key`) hashes the name, size and modification time of every file of the
 study folder, of the library and of the engine's source, and the options; any change gives a new
 key, so a stale analysis is never read. Entries are folders of Parquet files written by
-``rbqm.analysis.write_analysis`` (atomically) under the cache folder.
+``rbqm.analysis.write_analysis`` (atomically) under the cache folder, each naming its study folder in
+``source.txt``; only the :data:`KEEP_PER_STUDY` most recently used entries of a study are kept (at
+1,000 sites an entry is over 100 MB, and every change to the data or the engine makes a new one).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -24,7 +27,11 @@ from rbqm.analysis import OUTPUT_TABLES, PERMUTATIONS, Analysis, Permutations, a
 from rbqm.errors import RbqmError
 from rbqm.kri.definition import DEFAULT_LIBRARY
 
-__all__ = ["analysis_key", "read_analysis", "saved_analysis"]
+__all__ = ["KEEP_PER_STUDY", "analysis_key", "read_analysis", "saved_analysis"]
+
+#: Saved analyses kept per study folder (the most recently used); older ones are deleted.
+KEEP_PER_STUDY = 2
+_SOURCE = "source.txt"
 
 
 _ENGINE = Path(__file__).resolve().parent
@@ -111,11 +118,25 @@ def saved_analysis(study_dir: Path, cache_dir: Path, *, kri_dir: Path | None = N
         Equal to a fresh ``analyze_study`` of the same files.
     """
     entry = Path(cache_dir) / analysis_key(study_dir, kri_dir=kri_dir, permutations=permutations)
+    source = str(Path(study_dir).resolve())
     if (entry / "results.parquet").exists():
         try:
-            return read_analysis(entry)
+            analysis = read_analysis(entry)
         except RbqmError:
             pass  # an unreadable entry is recomputed and replaced below
+        else:
+            (entry / _SOURCE).write_text(source)  # used now: kept longest
+            return analysis
     analysis = analyze_study(study_dir, kri_dir=kri_dir, permutations=permutations)
     write_analysis(analysis, entry)
+    (entry / _SOURCE).write_text(source)
+    _prune(Path(cache_dir), source)
     return analysis
+
+
+def _prune(cache_dir: Path, source: str) -> None:
+    """Delete all but the :data:`KEEP_PER_STUDY` most recently used entries of the study ``source``."""
+    mine = [(marker.stat().st_mtime, marker.parent) for marker in cache_dir.glob(f"*/{_SOURCE}")
+            if marker.read_text() == source]
+    for _, entry in sorted(mine, key=lambda item: item[0], reverse=True)[KEEP_PER_STUDY:]:
+        shutil.rmtree(entry, ignore_errors=True)

@@ -10,7 +10,7 @@ import pytest
 from rbqm.analysis import analyze_study, write_analysis
 from rbqm.errors import RbqmError
 from rbqm.kri.definition import DEFAULT_LIBRARY
-from rbqm.saved_analysis import analysis_key, read_analysis, saved_analysis
+from rbqm.saved_analysis import KEEP_PER_STUDY, analysis_key, read_analysis, saved_analysis
 from synthetic import SynthConfig, generate_study
 
 
@@ -69,3 +69,21 @@ def test_an_unreadable_entry_is_recomputed(study, tmp_path):
         read_analysis(entry)
     fresh = saved_analysis(study, tmp_path, permutations=0)
     _same(read_analysis(entry), fresh)
+
+
+def test_only_the_latest_analyses_of_a_study_are_kept(study, tmp_path):
+    copy = tmp_path / "study"
+    shutil.copytree(study, copy)
+    cache = tmp_path / "cache"
+    other = saved_analysis(study, cache, permutations=0)  # another study's entry is never pruned
+    keys = []
+    for k in range(KEEP_PER_STUDY + 1):  # each change to the data makes a new entry
+        ae = next(copy.glob("ae.*"))
+        os.utime(ae, (1_000_000 + k, 1_000_000 + k))
+        saved_analysis(copy, cache, permutations=0)
+        keys.append(analysis_key(copy, permutations=0))
+        marker = cache / keys[-1] / "source.txt"
+        os.utime(marker, (2_000_000 + k, 2_000_000 + k))  # in order of use
+    kept = {p.name for p in cache.iterdir()}
+    assert kept == {analysis_key(study, permutations=0), *keys[-KEEP_PER_STUDY:]}
+    assert other.study_id
