@@ -94,7 +94,7 @@ def _csm_flags(csm: pl.DataFrame) -> pl.DataFrame:
         indicator=pl.concat_str(pl.col("test"), pl.lit(":"), pl.col("variable")),  # the whole variable: SV:X and EX:X differ
         site_id=pl.col("site_id"),
         level=pl.when(q < CSM_RED).then(2).when(q < CSM_ALPHA).then(1).otherwise(0).cast(pl.Int64),
-        strength=-q.cast(pl.Float64).log10(),
+        strength=(1.0 / q.cast(pl.Float64)).log10(),  # -log10 q, but never -0.0 when q is 1
         detail=pl.col("description").str.strip_chars_end("."),
     )
 

@@ -13,9 +13,10 @@ from data import (analysis_or_stop, choose_cut, choose_study, load_site_regions,
                   site_heatmap)
 
 PROFILE_PAGE = "pages/site_profile.py"
+# The orders of rbqm.site_profile.SITE_SORTS, as the selectbox shows them. (Comments, not docstrings, on
+# a page's constants: Streamlit's magic writes any bare string of a page onto the page.)
 SORTS = {"risk": "Risk rank", "dis": "Data inconsistency", "site": "Site", "country": "Country",
          "region": "Region"}
-"""The orders of rbqm.site_profile.SITE_SORTS, as the selectbox shows them."""
 
 require_sign_in()
 st.title("Site risk heatmap")

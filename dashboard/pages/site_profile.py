@@ -21,12 +21,10 @@ from data import (CLOSED_STATUSES, analysis_or_stop, choose_cut, choose_study,  
 
 FLAG_SHOWN = {flag: f"{FLAG_SYMBOLS[flag]} {FLAG_LABELS[flag]}".strip() for flag in FLAG_LABELS}
 NOT_SCORED = "· not scored"
+# A flag in the history column: its symbol, – when not flagged (· when not scored).
 FLAG_MARKS = {flag: FLAG_SYMBOLS[flag] or "–" for flag in FLAG_SYMBOLS}
-"""A flag in the history column: its symbol, – when not flagged (· when not scored)."""
-CLOSEST = 3
-"""Findings told in words when none of the site's is significant."""
-SEVERITY_SHOWN = {"red": "●● red", "amber": "● amber"}
-"""A signal's severity (no arrow: a red KRI signal may be a low flag)."""
+CLOSEST = 3  # findings told in words when none of the site's is significant
+SEVERITY_SHOWN = {"red": "●● red", "amber": "● amber"}  # no arrow: a red KRI signal may be a low flag
 
 require_sign_in()
 st.title("Site profile")

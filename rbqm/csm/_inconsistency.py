@@ -167,7 +167,7 @@ def calibrate(observed: pl.DataFrame, null: np.ndarray) -> pl.DataFrame:
     p = pl.Series((1.0 + extreme) / (1.0 + ordered.size))
     out = (observed.with_columns(reference_p=pl.col("reference_log_p").exp(),
                                  p_value=pl.when(pl.col("reference_log_p").is_not_null()).then(p))
-           .with_columns(dis=-pl.col("p_value").log10())
+           .with_columns(dis=(1.0 / pl.col("p_value")).log10())  # -log10 p, but never -0.0 when p is 1
            .sort(["p_value", "reference_log_p", "site_id"], nulls_last=True)
            .with_columns(dis_rank=pl.when(pl.col("p_value").is_not_null())
                          .then(pl.int_range(1, pl.len() + 1, dtype=pl.Int64))))

@@ -279,7 +279,7 @@ def _csm_reasons(findings: pl.DataFrame) -> pl.DataFrame:
     q = pl.col("q_value")
     return findings.select(
         "site_id", kind=pl.lit("csm"), indicator=pl.concat_str("test", pl.lit(":"), "variable"),
-        level=pl.when(q < CSM_RED).then(2).otherwise(1).cast(pl.Int64), strength=-q.log10(),
+        level=pl.when(q < CSM_RED).then(2).otherwise(1).cast(pl.Int64), strength=(1.0 / q).log10(),
         text=pl.format("{} (central monitoring, {}; q {})", pl.col("description").str.strip_chars_end("."),
                        pl.col("test").str.replace_all("_", " "), q_text(q)))
 

@@ -264,3 +264,11 @@ def test_dis_is_about_uniform_on_a_clean_study():
     assert p.len() >= 18 and ((p > 0) & (p <= 1)).all()
     assert (p < 0.1).mean() <= 0.3
     assert 0.25 <= (p < 0.5).mean() <= 0.8
+
+
+def test_a_site_at_the_top_of_the_null_scores_zero_not_minus_zero():
+    observed = pl.DataFrame({"site_id": ["A"], "p_values": [9], "used": [2], "statistic": [0.9],
+                             "reference_log_p": [0.0]})
+    out = calibrate(observed, np.array([-1.0, -2.0]))
+    assert out["p_value"].item() == 1.0
+    assert str(out["dis"].item()) == "0.0"  # not "-0.0", which the heatmap showed

@@ -8,6 +8,7 @@ allows the change (a read-only role sees no form on any page).
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,3 +110,26 @@ def test_page_for_role(page: str, role: Role) -> None:
         assert (form in forms) is allowed(role, action), f"{page} as {role}: form {form}"
     if read_only(role):
         assert not forms, f"{page} shows the read-only role {role} the forms {sorted(forms)}"
+
+
+def _bare_strings(body: list, top: bool) -> list[int]:
+    """Line numbers of string statements outside functions and classes, but the module docstring."""
+    lines = []
+    for i, node in enumerate(body):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            if not (top and i == 0):
+                lines.append(node.lineno)
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            if isinstance(inner := getattr(node, field, None), list):
+                lines += _bare_strings(inner, False)
+    return lines
+
+
+@pytest.mark.parametrize("page", sorted(p.name for p in (APP.parent / "pages").glob("*.py")) + ["../app.py"])
+def test_no_page_writes_a_stray_docstring(page: str) -> None:
+    """Streamlit's magic writes every bare string of a page script onto the page (a "docstring" under a
+    constant showed above the heatmap's title): document a page's constants with comments."""
+    source = (APP.parent / "pages" / page).read_text()
+    assert _bare_strings(ast.parse(source).body, True) == []
