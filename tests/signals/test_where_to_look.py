@@ -21,7 +21,7 @@ from scipy.stats import poisson
 
 from rbqm.actions import suggest_actions
 from rbqm.analysis import Analysis
-from rbqm.csm import CSM_COLUMNS, date_order, visit_regularity
+from rbqm.csm import CSM_COLUMNS, date_order, event_counts, visit_regularity
 from rbqm.derive import derive_tables
 from rbqm.signals import SIGNAL_COLUMNS
 from rbqm.where_to_look import LOOKS, where_to_look
@@ -428,3 +428,112 @@ def test_date_order_names_the_records_and_what_their_dates_contradict(dated, dat
     assert text == ("Records whose dates cannot be right (6 at the site), latest first: " + "; ".join(
         f"{r['USUBJID']} AE {r['AEDECOD']} starting {r['AESTDTC']} (ends {r['AEENDTC']})"
         for r in aes.iter_rows(named=True)) + ".")
+
+
+# --- Events per subject (event_counts) ------------------------------------------------------------
+
+AS_OF = date(2025, 1, 1)
+# subject -> (site, days on study, AE study days, DV study days, MH entries). Sites B, C, D: a 100-day
+# subject with AEs on days 10 and 50, a 200-day one with AEs on days 10 and 150. For site A the other
+# sites' mean cumulative AE count is 6/6 = 1 from day 10, + 3/6 from day 50, + 3/3 from day 150 (only
+# the 200-day subjects still on study): 1.0 at 40 days, 1.5 at 100, 2.5 at 200, so A expects 7.5 AEs
+# and records 3. For site C the others' deviations are 1/8 on day 5 and 3/4 on day 150 (A-1, A-4, B-2
+# of the 4 subjects on study that long): 0.125 at 100 days, 0.875 at 200; C records 5 vs 1.0. Medical
+# history (at screening): one entry per subject elsewhere, so A's subjects expect 1.0 each; A has 9.
+EVENTS = {
+    "A-1": ("A", 200, [], [150], 5), "A-2": ("A", 100, [], [], 3), "A-3": ("A", 40, [], [], 1),
+    "A-4": ("A", 200, [10, 20, 160], [150], 0),
+    "B-1": ("B", 100, [10, 50], [], 1), "B-2": ("B", 200, [10, 150], [150], 1),
+    "C-1": ("C", 100, [10, 50], [20, 60], 1), "C-2": ("C", 200, [10, 150], [30, 90, 180], 1),
+    "D-1": ("D", 100, [10, 50], [5], 1), "D-2": ("D", 200, [10, 150], [], 1),
+}
+
+
+def _study_day(days_on_study: int, day: int) -> str:
+    """The date of a study day of a subject on study ``days_on_study`` days up to AS_OF."""
+    return (AS_OF - timedelta(days=days_on_study - day)).isoformat()
+
+
+@pytest.fixture(scope="module")
+def events_study():
+    dv = pl.DataFrame([{"USUBJID": u, "DVSEQ": i + 1, "DVTERM": "X", "DVSTDTC": _study_day(n, d)}
+                       for u, (_, n, _, dvs, _) in EVENTS.items() for i, d in enumerate(dvs)])
+    mh = pl.DataFrame({"USUBJID": [u for u, v in EVENTS.items() for _ in range(v[4])], "MHTERM": "Y"})
+    return hand_study({u: (site, [_study_day(n, 1)], [_study_day(n, d) for d in aes])
+                       for u, (site, n, aes, _, _) in EVENTS.items()},
+                      as_of=AS_OF, extra={"dv": dv, "mh": mh})
+
+
+def _event_wanted(pairs: list[tuple[str, str]]) -> pl.DataFrame:
+    """Signals of event_counts for (site, variable) pairs, as rbqm.actions passes them."""
+    return pl.DataFrame({"signal_id": [f"csm:event_counts:{v}@{s}" for s, v in pairs],
+                         "site_id": [s for s, _ in pairs],
+                         "indicator": [f"event_counts:{v}" for _, v in pairs],
+                         "variable": [v for _, v in pairs], "look_at": "event_count_subjects"})
+
+
+def test_event_counts_names_the_subjects_with_fewest_or_most_events_for_their_time(events_study):
+    """By hand (see EVENTS): fewer AEs at A, the 0-AE subjects first, the longest on study first (the
+    Poisson probability of none is exp(-2.5), exp(-1.5), exp(-1)); more deviations at C, C-1 (2 in 100
+    days, P(X >= 2 | 0.125) = 0.007) before C-2 (3 in 200 days, P(X >= 3 | 0.875) = 0.059); more
+    medical history at A, most first. No cm table: no sentence."""
+    texts = dict(where_to_look(events_study, _event_wanted([("A", "AE"), ("C", "DV"), ("A", "MH"),
+                                                            ("A", "CM")])).rows())
+    assert texts == {
+        "csm:event_counts:AE@A":
+            "Subjects with the fewest adverse events for their time on study (3 recorded at the site vs 7.5 "
+            "expected from the other sites; 3 of its 4 subjects with none): A-1: 0 AEs in 200 days on study "
+            "(2.5 expected); A-2: 0 AEs in 100 days on study (1.5 expected); A-3: 0 AEs in 40 days on study "
+            "(1.0 expected); A-4: 3 AEs in 200 days on study (2.5 expected).",
+        "csm:event_counts:DV@C":
+            "Subjects with the most protocol deviations for their time on study (5 recorded at the site vs "
+            "1.0 expected from the other sites; 0 of its 2 subjects with none): C-1: 2 deviations in 100 "
+            "days on study (0.1 expected); C-2: 3 deviations in 200 days on study (0.9 expected).",
+        "csm:event_counts:MH@A":
+            "Subjects with the most medical history entries (9 recorded at the site vs 4.0 expected from the "
+            "other sites; 1 of its 4 subjects with none): A-1: 5 medical history entries (1.0 expected); "
+            "A-2: 3 medical history entries (1.0 expected); A-3: 1 medical history entry (1.0 expected); "
+            "A-4: 0 medical history entries (1.0 expected).",
+    }
+    assert poisson.sf(1, 0.125) < poisson.sf(2, 0.875)  # the order of C's subjects
+    # through the shipped rules: the signal's variable is the part of its indicator after the test
+    assert _suggested(events_study, {"csm:event_counts:AE@A": "A"}) == {
+        "csm:event_counts:AE@A": texts["csm:event_counts:AE@A"]}
+
+
+_HEAD = re.compile(r"^Subjects with the (fewest|most) .+? \((\d+) recorded at the site vs ([\d.]+) expected "
+                   r"from the other sites; (\d+) of its (\d+) subjects with none\): (.+)\.$")
+
+
+def _agrees_with_event_counts(study, findings: pl.DataFrame) -> None:
+    """Each finding's sentence: fewest when the effect is negative, else most; the site's recorded and
+    expected counts are those of the finding's description; min(5, subjects) subjects named."""
+    texts = dict(where_to_look(study, _event_wanted(findings.select("site_id", "variable").rows())).rows())
+    assert len(texts) == findings.height
+    for f in findings.iter_rows(named=True):
+        direction, observed, expected, _, subjects, items = _HEAD.match(
+            texts[f"csm:event_counts:{f['variable']}@{f['site_id']}"]).groups()
+        assert direction == ("fewest" if f["effect"] < 0 else "most")
+        assert f" recorded {observed} " in f["description"]
+        assert f" vs {expected} expected " in f["description"]
+        assert len(items.split("; ")) == min(5, int(subjects))
+
+
+def test_event_count_subjects_agree_with_the_test_on_every_site(events_study, tables):
+    """On the hand-made study and the synthetic trial (AE and DV at 16 sites): the direction, and the
+    site's counts (the sum of its subjects' expected counts is the test's E)."""
+    _agrees_with_event_counts(events_study, event_counts(events_study, min_subjects=1))
+    findings = event_counts(tables)
+    assert set(findings["variable"]) == {"AE", "DV"} and findings.height == 32
+    _agrees_with_event_counts(tables, findings)
+    under = findings.filter(site_id=SITE["ae_under_reporting"], variable="AE")
+    assert under["effect"][0] < 0
+
+
+def test_event_count_subjects_place_events_in_time_as_the_test_does():
+    """The look's table of events and their dates is the test's (a drift here breaks the equality of E)."""
+    from rbqm.csm._events import EVENT_TABLES
+    from rbqm.where_to_look import _EVENTS
+
+    assert {d: column for d, (*_, column) in _EVENTS.items()} == {
+        table.upper(): column for table, (_, column) in EVENT_TABLES.items()}
