@@ -39,7 +39,11 @@ def page(chromium: Path, dashboard_url: str) -> Iterator[Page]:
 def sign_in(page: Page, password: str = BROWSER_PASSWORD, username: str = BROWSER_USER) -> None:
     """Fill the sign-in form as a user does (the only page until someone signs in)."""
     expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=WAIT_MS)
-    page.get_by_label("Username").fill(username)
+    # after a sign-out, the previous page's own "Username" field (Users and roles) lingers until the
+    # rerun has finished: wait until the sign-in form's is the only one
+    username_field = page.get_by_role("textbox", name="Username")
+    expect(username_field).to_have_count(1, timeout=WAIT_MS)
+    username_field.fill(username)
     page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Sign in").click()
 
