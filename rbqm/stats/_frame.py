@@ -141,3 +141,24 @@ def scatter(values: np.ndarray, mask: np.ndarray, name: str, dtype: pl.DataType 
     full = np.full(mask.shape, np.nan)
     full[mask] = values
     return pl.Series(name, full, nan_to_null=True).cast(dtype)
+
+
+BOUNDS_COLUMNS = ("denominator", "threshold", "numerator", "metric")
+
+
+def long_bounds(grid: np.ndarray, levels: Sequence[float], numerators: np.ndarray, keep: np.ndarray) -> pl.DataFrame:
+    """Funnel limits in long format: one row per threshold (``levels``, rows of ``numerators``) and grid
+    denominator where ``keep`` (same shape as ``numerators``), ordered by threshold then denominator, with
+    the limit both as a count (``numerator``) and as a metric (numerator / denominator); all Float64."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        metrics = numerators / grid
+    keep = keep.ravel()
+    return pl.DataFrame(
+        {
+            "denominator": np.tile(grid, len(levels))[keep],
+            "threshold": np.repeat(np.asarray(levels, dtype=float), grid.size)[keep],
+            "numerator": numerators.ravel()[keep],
+            "metric": metrics.ravel()[keep],
+        },
+        schema=dict.fromkeys(BOUNDS_COLUMNS, pl.Float64),
+    )

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from rbqm.stats._frame import (
-    D, KINDS, METRIC, N, SCORABLE, Frame, check_number, check_option, check_thresholds, collect_input,
+    D, KINDS, METRIC, N, SCORABLE, Frame, check_number, check_option, check_thresholds, collect_input, long_bounds,
     same_kind,
 )
 
@@ -162,14 +162,4 @@ def normal_approx_bounds(
         spread = np.sqrt(stats["phi"] * stats["variance"] / grid)
         limits = stats["mu"] + np.asarray(levels)[:, None] * spread
     numerators = limits * grid
-    keep = (numerators >= 0).ravel()
-    out = pl.DataFrame(
-        {
-            "denominator": np.tile(grid, len(levels))[keep],
-            "threshold": np.repeat(np.asarray(levels), grid.size)[keep],
-            "numerator": numerators.ravel()[keep],
-            "metric": limits.ravel()[keep],
-        },
-        schema={c: pl.Float64 for c in ("denominator", "threshold", "numerator", "metric")},
-    )
-    return same_kind(out, frame)
+    return same_kind(long_bounds(grid, levels, numerators, numerators >= 0), frame)

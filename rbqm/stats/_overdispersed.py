@@ -13,8 +13,8 @@ from scipy.stats import betabinom, nbinom
 
 from rbqm.stats._bayes import _fit_prior
 from rbqm.stats._frame import (
-    KINDS, METRIC, Frame, check_number, check_option, check_thresholds, collect_input, same_kind,
-    scatter, scorable_arrays,
+    BOUNDS_COLUMNS, KINDS, METRIC, Frame, check_number, check_option, check_thresholds, collect_input,
+    long_bounds, same_kind, scatter, scorable_arrays,
 )
 
 __all__ = ["overdispersed_exact", "overdispersed_exact_bounds"]
@@ -182,20 +182,9 @@ def overdispersed_exact_bounds(
     df = collect_input(frame, caller, binary=kind == "binary", integer=integer)
     n, d, mask = scorable_arrays(df)
     mu, a, b = _fit(n[mask], d[mask], kind)
-    columns = ("denominator", "threshold", "numerator", "metric")
     if np.isnan(a):
-        return same_kind(pl.DataFrame(schema={c: pl.Float64 for c in columns}), frame)
+        return same_kind(pl.DataFrame(schema=dict.fromkeys(BOUNDS_COLUMNS, pl.Float64)), frame)
     grid = np.linspace(d[mask].min(), d[mask].max(), steps)
     grid = np.unique(np.round(grid) if kind == "binary" else grid)
     counts = np.vstack([_crossing(kind, grid, a, b, level) for level in levels])
-    keep = np.isfinite(counts).ravel()
-    out = pl.DataFrame(
-        {
-            "denominator": np.tile(grid, len(levels))[keep],
-            "threshold": np.repeat(np.asarray(levels, dtype=float), grid.size)[keep],
-            "numerator": counts.ravel()[keep],
-            "metric": (counts / grid).ravel()[keep],
-        },
-        schema={c: pl.Float64 for c in columns},
-    )
-    return same_kind(out, frame)
+    return same_kind(long_bounds(grid, levels, counts, np.isfinite(counts)), frame)

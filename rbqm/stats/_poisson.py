@@ -10,7 +10,7 @@ from scipy.special import lambertw
 
 from rbqm.errors import RbqmError
 from rbqm.stats._frame import (
-    METRIC, Frame, check_number, check_option, check_thresholds, collect_input, same_kind, scatter,
+    METRIC, Frame, check_number, check_option, check_thresholds, collect_input, long_bounds, same_kind, scatter,
     scorable_arrays,
 )
 
@@ -256,14 +256,4 @@ def poisson_bounds(
     else:
         grid = expected = np.empty(0)
     limits = np.stack([invert_deviance_residual(expected, t) for t in levels])
-    keep = np.isfinite(limits).ravel()
-    out = pl.DataFrame(
-        {
-            "denominator": np.tile(grid, len(levels))[keep],
-            "threshold": np.repeat(np.asarray(levels), grid.size)[keep],
-            "numerator": limits.ravel()[keep],
-            "metric": (limits / grid).ravel()[keep],
-        },
-        schema={c: pl.Float64 for c in ("denominator", "threshold", "numerator", "metric")},
-    )
-    return same_kind(out, frame)
+    return same_kind(long_bounds(grid, levels, limits, np.isfinite(limits)), frame)
