@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import date
 
 import plotly.express as px
-import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
@@ -15,75 +14,12 @@ from rbqm.overview import NOT_COMPUTED, SITE_STATUSES, CutOverview
 from rbqm.schema import table
 
 from auth import require_sign_in  # dashboard/auth.py
-from charts import FLAG_COLOURS, FLAG_SYMBOLS  # dashboard/charts.py
+from charts import enrolment_figure, flag_figure, percent  # dashboard/charts.py
 from data import (  # dashboard/data.py
     QTL_STATUS_SHOWN, choose_study, list_cut_dates, load_analysis, load_cut_overview, load_enrolment, load_summary,
 )
 
 LATEST = "latest (full study)"
-ENROLLED_COLOUR = "#4393c3"  # enrolment bars: a blue of the RdBu palette, away from the flag colours' ends
-STATUS_STYLE = {  # site flag status -> (legend label, colour, fill pattern, text and pattern colour): not colour alone
-    "red": (f"{FLAG_SYMBOLS[2]} red: {SITE_STATUSES['red']}", FLAG_COLOURS[2], "x", "#ffffff"),
-    "amber": (f"{FLAG_SYMBOLS[1]} amber: {SITE_STATUSES['amber']}", FLAG_COLOURS[1], "/", "#1a1a1a"),
-    "none": (f"no flag: {SITE_STATUSES['none']}", FLAG_COLOURS[0], "", "#1a1a1a"),
-}
-
-
-def percent(share: float | None) -> str:
-    return "–" if share is None else f"{share:.0%}"
-
-
-def plan_text(row: dict) -> str:
-    """A country's label under its bar: its name, then enrolled against planned or why there is no plan."""
-    if row["share_of_plan"] is None:
-        return f"{row['country']}<br>{row['enrolled']} enrolled, {row['plan_note']}"
-    note = f"<br>{row['plan_note']}" if row["plan_note"] else ""
-    return (f"{row['country']}<br>{row['enrolled']} of {row['planned']} planned "
-            f"({percent(row['share_of_plan'])}){note}")
-
-
-def enrolment_figure(countries: pl.DataFrame) -> go.Figure:
-    """Enrolled subjects per country (bars, the count inside) with the planned enrolment as a black tick where
-    there is one; each country's share of plan is written under its bar."""
-    names = countries["country"].to_list()
-    figure = go.Figure(go.Bar(
-        x=names, y=countries["enrolled"].to_list(), name="enrolled", marker={"color": ENROLLED_COLOUR},
-        text=countries["enrolled"].to_list(), textposition="inside", insidetextanchor="start",
-        insidetextfont={"color": "#ffffff"}, hovertemplate="%{x}<br>enrolled %{y}<extra></extra>",
-    ))
-    planned = countries.filter(pl.col("planned").is_not_null())
-    figure.add_trace(go.Scatter(
-        x=planned["country"].to_list(), y=planned["planned"].to_list(), mode="markers", name="plan (PLANNEDENR)",
-        marker={"symbol": "line-ew", "size": 44, "color": "#1a1a1a", "line": {"width": 4, "color": "#1a1a1a"}},
-        hovertemplate="%{x}<br>planned %{y}<extra></extra>",
-    ))
-    figure.update_xaxes(type="category", title=None, tickvals=names,
-                        ticktext=[plan_text(row) for row in countries.iter_rows(named=True)])
-    figure.update_yaxes(title="Subjects", rangemode="tozero")
-    figure.update_layout(height=400, margin={"t": 30}, legend={"orientation": "h", "y": -0.3})
-    return figure
-
-
-def flag_figure(counts: pl.DataFrame) -> go.Figure:
-    """Sites by flag status at each cut up to the chosen one: stacked bars, each status its colour and pattern."""
-    cuts = [str(d) for d in counts["cut_date"].to_list()]
-    figure = go.Figure()
-    for status, column in (("red", "red_sites"), ("amber", "amber_sites"), ("none", "no_flag_sites")):
-        label, colour, pattern, text = STATUS_STYLE[status]
-        figure.add_trace(go.Bar(
-            x=cuts, y=counts[column].to_list(), name=label, text=counts[column].to_list(), textposition="inside",
-            insidetextfont={"color": text, "size": 14},
-            marker={"color": colour, "line": {"color": "#404040", "width": 1},
-                    "pattern": {"shape": pattern, "fillmode": "overlay", "fgcolor": text, "solidity": 0.15}},
-            hovertemplate=f"cut %{{x}}<br>{status}: %{{y}} sites<extra></extra>",
-        ))
-    figure.update_xaxes(type="category", title="Data cut")
-    figure.update_yaxes(title="Sites")
-    figure.update_layout(barmode="stack", height=340, margin={"t": 30},
-                         legend={"orientation": "h", "y": -0.3, "traceorder": "normal"})
-    return figure
-
-
 def escaped(text: str) -> str:
     """``text`` as literal Markdown (site ids, variable names and signal ids may hold * or _)."""
     return text.replace("\\", "\\\\").replace("*", "\\*").replace("_", "\\_")
