@@ -22,7 +22,7 @@ import streamlit as st
 from rbqm.actions import plan_visits, suggest_actions
 from rbqm.analysis import Analysis
 from rbqm.derive import derive_tables
-from rbqm.errors import RbqmError, StudyFormatError
+from rbqm.errors import RbqmError
 from rbqm.io import find_tables, scan_study
 from rbqm.kri import KriDefinition, load_definitions
 from rbqm.kri.compute import subject_counts
@@ -38,7 +38,7 @@ from rbqm.store.audit import canonical_json, list_records
 from rbqm.store.qtl import stored_limits
 from rbqm.store.actions import ActionInfo
 from rbqm.store.signals import SignalInfo
-from rbqm.study import StudySummary, list_cuts, summarize_study
+from rbqm.study import StudySummary, cut_folder, list_cuts, summarize_study
 from rbqm.validate import scan_validated
 
 from auth import store  # dashboard/auth.py: the store holds each study's own QTL limits
@@ -97,21 +97,7 @@ def load_summary(folder: str, cut: str | None) -> StudySummary:
     RbqmError
         When the study cannot be read, or ``cut`` is not one of its data cuts.
     """
-    return summarize_study(_summary_folder(folder, cut))
-
-
-def _summary_folder(folder: str, cut: str | None) -> Path:
-    """The folder :func:`load_summary` reads: the data cut ``cut``, or (None) the study folder itself (its
-    latest cut when it holds only cuts)."""
-    cuts = {path.name: path for path in list_cuts(Path(folder))}
-    if cut is None:
-        has_tables = "dm" in find_tables(Path(folder))
-        return Path(folder) if has_tables or not cuts else cuts[max(cuts)]
-    if cut not in cuts:
-        raise StudyFormatError(
-            f"{folder}: no data cut {cut!r}; choose one of {', '.join(sorted(cuts)) or '(none)'}"
-        )
-    return cuts[cut]
+    return summarize_study(cut_folder(Path(folder), cut))
 
 
 @st.cache_data(show_spinner="Counting enrolment against plan…")
@@ -125,7 +111,7 @@ def load_enrolment(folder: str, cut: str | None) -> tuple[pl.DataFrame, pl.DataF
     RbqmError
         When the study cannot be read, or ``cut`` is not one of its data cuts.
     """
-    path = _summary_folder(folder, cut)
+    path = cut_folder(Path(folder), cut)
     tables = derive_tables(scan_study(path), as_of=date.fromisoformat(cut) if cut else None)
     site, country, study = (enrolment_vs_plan(tables, by=by) for by in ("site", "country", "study"))
     return site, country, study

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import polars as pl
 
+from rbqm.errors import StudyFormatError
 from rbqm.io import find_tables, read_study
 
-__all__ = ["StudySummary", "summarize_study", "list_cuts"]
+__all__ = ["StudySummary", "summarize_study", "list_cuts", "cut_folder"]
 
 
 @dataclass(frozen=True)
@@ -68,3 +69,21 @@ def list_cuts(folder: Path) -> list[Path]:
     if not cuts.is_dir():
         return []
     return sorted(p for p in cuts.iterdir() if p.is_dir() and find_tables(p).get("dm"))
+
+
+def cut_folder(folder: Path, cut: str | None) -> Path:
+    """The folder holding a study at data cut ``cut`` (``YYYY-MM-DD``, one of :func:`list_cuts`), or, for
+    None, the study folder itself (its latest cut when it holds only cuts).
+
+    Raises
+    ------
+    StudyFormatError
+        When ``cut`` is not one of the study's data cuts, naming those it has.
+    """
+    cuts = {path.name: path for path in list_cuts(Path(folder))}
+    if cut is None:
+        has_tables = "dm" in find_tables(Path(folder))
+        return Path(folder) if has_tables or not cuts else cuts[max(cuts)]
+    if cut not in cuts:
+        raise StudyFormatError(f"{folder}: no data cut {cut!r}; choose one of {', '.join(sorted(cuts)) or '(none)'}")
+    return cuts[cut]
