@@ -17,9 +17,10 @@ import polars as pl
 from scipy.special import gammainc, gammaincc, ndtri
 
 from rbqm.csm import (
-    impossible_dates, measurements, scheduled_visits, subject_regularity, subject_scores, visit_calendar,
+    EVENT_TABLES, impossible_dates, measurements, scheduled_visits, site_events, subject_regularity, subject_scores,
+    visit_calendar,
 )
-from rbqm.derive import AnalysisTables, to_date
+from rbqm.derive import AnalysisTables
 from rbqm.kri import load_definitions
 from rbqm.kri.definition import Count
 from rbqm.qtl import load_qtl_definitions
@@ -146,45 +147,11 @@ def _non_serious_severe_aes(tables: AnalysisTables, wanted: pl.DataFrame, _: Pat
     return _per_site(wanted, sites)
 
 
-# event_counts' variable -> (its records, one record and several in an item, the date that places a
-# record in time: None for medical history, taken at screening and counted per subject)
-_EVENTS: dict[str, tuple[str, str, str, str | None]] = {
-    "AE": ("adverse events", "AE", "AEs", "AESTDTC"),
-    "CM": ("concomitant medications", "medication", "medications", "CMSTDTC"),
-    "MH": ("medical history entries", "medical history entry", "medical history entries", None),
-    "DV": ("protocol deviations", "deviation", "deviations", "DVSTDTC"),
+# event_counts' variable (its table, upper case) -> one record and several, in an item
+_EVENT_NOUNS: dict[str, tuple[str, str]] = {
+    "AE": ("AE", "AEs"), "CM": ("medication", "medications"),
+    "MH": ("medical history entry", "medical history entries"), "DV": ("deviation", "deviations"),
 }
-
-
-def _subject_events(tables: AnalysisTables, table: str, column: str | None, sites: pl.Series) -> pl.LazyFrame:
-    """Per enrolled subject on study at ``sites``: its ``records`` of ``table`` and the count
-    ``expected`` from the rest of the study, as ``rbqm.csm.event_counts`` computes a site's: the other
-    sites' mean cumulative count of events by study day (events on day t over their subjects still on
-    study on day t, summed), at the subject's last day (``column`` None: per subject, on day 1)."""
-    on_study = pl.col("enrolled").fill_null(False) & (pl.col("days_on_study") > 0)
-    subjects = (tables["subjects"].filter(on_study, pl.col("SITEID").is_not_null())
-                .select("USUBJID", site_id=pl.col("SITEID").cast(pl.String), start=to_date("RFSTDTC"),
-                        days=pl.col("days_on_study").cast(pl.Int64) if column else pl.lit(1, pl.Int64)))
-    day = ((to_date(column) - pl.col("start")).dt.total_days() + 1).fill_null(1) if column else pl.lit(1)
-    events = (tables[table].join(subjects, on="USUBJID")
-              .select("site_id", "USUBJID",
-                      t=pl.min_horizontal(day.clip(lower_bound=1), "days").cast(pl.Int64)))
-    ends = subjects.select("site_id", t="days")  # the day a subject is last at risk
-    days = subjects.select(t=pl.int_range(1, pl.col("days").max().fill_null(0) + 1, dtype=pl.Int64))
-    study = (days.join(events.group_by("t").agg(all_events=pl.len()), on="t", how="left")
-             .join(ends.group_by("t").agg(all_ends=pl.len()), on="t", how="left").fill_null(0))
-    rest_risk = (pl.col("all_ends") - pl.col("ends")).cum_sum(reverse=True).over("site_id")
-    step = pl.when(rest_risk > 0).then((pl.col("all_events") - pl.col("events")) / rest_risk).otherwise(0.0)
-    curve = (pl.LazyFrame({"site_id": sites}).join(study, how="cross")
-             .join(events.group_by("site_id", "t").agg(events=pl.len()), on=["site_id", "t"], how="left")
-             .join(ends.group_by("site_id", "t").agg(ends=pl.len()), on=["site_id", "t"], how="left")
-             .fill_null(0).sort("site_id", "t")
-             .with_columns(step=step)
-             .select("site_id", "t", expected=pl.col("step").cum_sum().over("site_id")))
-    return (subjects.filter(pl.col("site_id").is_in(sites.implode()))
-            .join(events.group_by("USUBJID").agg(records=pl.len()), on="USUBJID", how="left")
-            .join(curve, left_on=["site_id", "days"], right_on=["site_id", "t"])
-            .select("site_id", "USUBJID", "days", pl.col("records").fill_null(0), "expected"))
 
 
 def _event_count_subjects(tables: AnalysisTables, wanted: pl.DataFrame, _: Path | None) -> pl.DataFrame:
@@ -198,14 +165,13 @@ def _event_count_subjects(tables: AnalysisTables, wanted: pl.DataFrame, _: Path 
     (more) count, largest first.
     """
     out = []
-    for domain, (records, one, many, column) in _EVENTS.items():  # the four events tables at most
-        mine = wanted.filter(pl.col("variable") == domain)
-        table = domain.lower()
+    for table, (records, _) in EVENT_TABLES.items():  # the four events tables at most
+        mine = wanted.filter(pl.col("variable") == table.upper())
         if mine.height == 0 or table not in tables:
             continue
-        if column is not None and column not in tables[table].collect_schema().names():
-            column = None  # undated: counted per subject, as the test does
-        subjects = _subject_events(tables, table, column, mine["site_id"].unique()).collect()
+        one, many = _EVENT_NOUNS[table.upper()]
+        counts = site_events(tables, table)  # as the test counts them: the same records and expectations
+        subjects = counts.per_subject.filter(pl.col("site_id").is_in(mine["site_id"].unique().implode()))
         k, mu = subjects["records"].to_numpy(), np.maximum(subjects["expected"].to_numpy(), 1e-12)
         # Poisson P(X <= k) = Q(k + 1, mu) and P(X >= k) = P(k, mu) (1 for k = 0), regularised gammas
         subjects = subjects.with_columns(
@@ -213,7 +179,7 @@ def _event_count_subjects(tables: AnalysisTables, wanted: pl.DataFrame, _: Path 
             high=pl.Series(np.where(k > 0, gammainc(np.maximum(k, 1), mu), 1.0)),
             fewer=pl.col("records").sum().over("site_id") < pl.col("expected").sum().over("site_id"))
         noun = pl.when(pl.col("records") == 1).then(pl.lit(one)).otherwise(pl.lit(many))
-        time = pl.format(" in {} days on study", "days") if column else pl.lit("")
+        time = pl.format(" in {} days on study", "days") if counts.timed else pl.lit("")
         item = pl.format("{}: {} {}{} ({} expected)", "USUBJID", "records", noun, time,
                          pl.col("expected").round(1))
         order = [pl.when("fewer").then("low").otherwise("high"),
@@ -227,7 +193,7 @@ def _event_count_subjects(tables: AnalysisTables, wanted: pl.DataFrame, _: Path 
                      "Subjects with the {} {}{} ({} recorded at the site vs {} expected from the other "
                      "sites; {} of its {} subjects with none): {}.",
                      pl.when("fewer").then(pl.lit("fewest")).otherwise(pl.lit("most")), pl.lit(records),
-                     pl.lit(" for their time on study" if column else ""), "observed",
+                     pl.lit(" for their time on study" if counts.timed else ""), "observed",
                      pl.col("expected").round(1), "none", "n", _joined("items"))))
         out.append(_per_site(mine, sites))
     return pl.concat(out) if out else _empty()

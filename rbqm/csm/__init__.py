@@ -51,7 +51,7 @@ from rbqm.csm._dates import (
     visit_dates, visit_regularity,
 )
 from rbqm.csm._duplicates import duplicates
-from rbqm.csm._events import event_counts
+from rbqm.csm._events import EVENT_TABLES, SiteEvents, event_counts, site_events
 from rbqm.csm._mahalanobis import mahalanobis
 from rbqm.derive import AnalysisTables
 
@@ -60,6 +60,7 @@ __all__ = ["ALL_TESTS", "CSM_COLUMNS", "TESTS", "ae_under_reporting", "digit_pre
 __all__ += ["auto_permutations", "data_inconsistency", "kri_profile", "permute_sites"]
 __all__ += ["distribution", "mean_shift", "missingness", "proportions", "rounding", "variance"]
 __all__ += ["date_order", "duplicates", "event_counts", "mahalanobis", "visit_dates", "visit_regularity"]
+__all__ += ["EVENT_TABLES", "SiteEvents", "site_events"]
 __all__ += ["holiday_calendar", "impossible_dates", "measurements", "scheduled_visits", "subject_regularity",
             "subject_scores", "visit_calendar"]
 

@@ -36,7 +36,10 @@ _NODES = 40
 class SiteEvents:
     """Per site (in ``site_id`` order): enrolled subjects, observed events, exposure (subject-years, or
     subjects when ``timed`` is false: a per-subject table) and the events expected from the rest of
-    the study; ``phi`` the dispersion of subjects' counts within sites."""
+    the study; ``phi`` the dispersion of subjects' counts within sites. ``per_subject`` breaks the counts
+    down: site_id, USUBJID, days (on study; 1 when not ``timed``), records and expected (the rest of the
+    study's mean cumulative count at the subject's last day), whose sums per site are ``observed`` and
+    ``expected``."""
 
     site_id: list[str]
     subjects: np.ndarray
@@ -45,6 +48,7 @@ class SiteEvents:
     expected: np.ndarray
     phi: float
     timed: bool
+    per_subject: pl.DataFrame
 
 
 def _per_site_day(site: np.ndarray, day: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -82,7 +86,9 @@ def site_events(analysis: AnalysisTables, table: str) -> SiteEvents:
                       day=pl.min_horizontal(day.clip(lower_bound=1), "days").cast(pl.Int64)))
     subjects, events = pl.collect_all([subjects, events])
     if subjects.height == 0:
-        return SiteEvents([], *(np.zeros(0),) * 4, phi=1.0, timed=column is not None)
+        empty = pl.DataFrame(schema={"site_id": pl.String, "USUBJID": pl.String, "days": pl.Int64,
+                                     "records": pl.Int64, "expected": pl.Float64})
+        return SiteEvents([], *(np.zeros(0),) * 4, phi=1.0, timed=column is not None, per_subject=empty)
     site, days = subjects["site"].to_numpy(), subjects["days"].to_numpy()
     shape = (int(site.max()) + 1, int(days.max()) + 2)
     # at_risk[i, t]: site i's subjects still on study on day t; happened[i, t]: its events on day t
@@ -91,7 +97,8 @@ def site_events(analysis: AnalysisTables, table: str) -> SiteEvents:
     rest_risk, rest_events = at_risk.sum(axis=0) - at_risk, happened.sum(axis=0) - happened
     all_risk = at_risk.sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        expected = (at_risk * np.where(rest_risk > 0, rest_events / rest_risk, 0.0)).sum(axis=1)
+        rest_rate = np.where(rest_risk > 0, rest_events / rest_risk, 0.0)
+        expected = (at_risk * rest_rate).sum(axis=1)  # = the sum of its subjects' expected counts below
         curve = np.cumsum(np.where(all_risk > 0, happened.sum(axis=0) / all_risk, 0.0))[days]
     observed = happened.sum(axis=1)
     per_subject = np.bincount(events["subject"].to_numpy(), minlength=len(site))
@@ -102,9 +109,12 @@ def site_events(analysis: AnalysisTables, table: str) -> SiteEvents:
     pearson = ((per_subject[used] - fitted[used]) ** 2 / fitted[used]).sum()
     phi = max(1.0, float(pearson / df)) if df > 0 else 1.0
     exposure = np.bincount(site, weights=days, minlength=shape[0]) / (_DAYS_PER_YEAR if column else 1.0)
+    by_subject = subjects.select(
+        "site_id", "USUBJID", "days", records=pl.Series(per_subject, dtype=pl.Int64),
+        expected=pl.Series(np.cumsum(rest_rate, axis=1)[site, days]))
     return SiteEvents(subjects["site_id"].unique(maintain_order=True).to_list(),
                       np.bincount(site, minlength=shape[0]), observed, exposure, expected, phi,
-                      timed=column is not None)
+                      timed=column is not None, per_subject=by_subject)
 
 
 def _negative_binomial_tails(observed: np.ndarray, mean: np.ndarray,

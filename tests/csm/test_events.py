@@ -93,6 +93,23 @@ def test_expected_counts_follow_the_rest_of_the_study_by_study_day():
     assert counts.phi == pytest.approx(_phi_by_loops())
 
 
+def test_each_subjects_share_of_its_sites_counts():
+    """Per subject: its records, and the rest of the study's events per subject at risk summed over its
+    days on study (by loops); per site they add up to the site's observed and expected counts."""
+    counts = site_events(_study(), "ae")
+    rows = {r["USUBJID"]: r for r in counts.per_subject.iter_rows(named=True)}
+    assert set(rows) == set(SUBJECTS)
+    for subject, (site, days, events) in SUBJECTS.items():
+        rest = [(d, [min(max(1 if e is None else e, 1), d) for e in ev]) for s, d, ev in SUBJECTS.values() if s != site]
+        expected = sum(sum(ev.count(t) for _, ev in rest) / sum(1 for d, _ in rest if d >= t)
+                       for t in range(1, days + 1) if any(d >= t for d, _ in rest))
+        assert (rows[subject]["site_id"], rows[subject]["days"], rows[subject]["records"]) == (site, days, len(events))
+        assert rows[subject]["expected"] == pytest.approx(expected)
+    sums = counts.per_subject.group_by("site_id").agg(pl.col("records", "expected").sum()).sort("site_id")
+    assert sums["records"].to_list() == counts.observed.tolist()
+    assert sums["expected"].to_numpy() == pytest.approx(counts.expected)
+
+
 def test_count_tails_are_poisson_negative_binomial_and_their_lognormal_mixture():
     observed, expected = np.array([0.0, 3.0, 12.0]), np.array([2.0, 3.0, 4.0])
     lower, upper = count_tails(observed, expected, phi=1.0, tau=0.0)
