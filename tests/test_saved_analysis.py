@@ -75,7 +75,7 @@ def test_only_the_latest_analyses_of_a_study_are_kept(study, tmp_path):
     copy = tmp_path / "study"
     shutil.copytree(study, copy)
     cache = tmp_path / "cache"
-    other = saved_analysis(study, cache, permutations=0)  # another study's entry is never pruned
+    saved_analysis(study, cache, permutations=0)  # another study's entry is never pruned
     keys = []
     for k in range(KEEP_PER_STUDY + 1):  # each change to the data makes a new entry
         ae = next(copy.glob("ae.*"))
@@ -86,4 +86,3 @@ def test_only_the_latest_analyses_of_a_study_are_kept(study, tmp_path):
         os.utime(marker, (2_000_000 + k, 2_000_000 + k))  # in order of use
     kept = {p.name for p in cache.iterdir()}
     assert kept == {analysis_key(study, permutations=0), *keys[-KEEP_PER_STUDY:]}
-    assert other.study_id
